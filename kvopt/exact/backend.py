@@ -1,0 +1,49 @@
+"""The interface between the bisection driver and a feasibility backend.
+
+A backend answers one question: *is there a placement with every GPU at
+``KVPR_g <= T``* (or ``< T`` when ``strict``) for a rational target ``T``?  It
+builds one model (assignment, set partitioning, ...), solves it and reads the
+placement back.  It knows nothing about bisection, bounds or proofs; the driver
+(``kvopt.exact.bisection``) knows nothing about which backend it drives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, Protocol
+
+from kvopt.model import Instance
+
+FeasibilityStatus = Literal["feasible", "infeasible", "unknown"]
+
+
+@dataclass(frozen=True)
+class FeasibilityQuery:
+    """Is there a placement with ``KVPR_g <= target`` (``< target`` if ``strict``) on every GPU?"""
+
+    instance: Instance
+    target: Fraction
+    strict: bool = False
+    hint: tuple[int, ...] | None = None  # a placement to warm-start from (GPU per model)
+    time_limit_s: float = 60.0
+    seed: int = 0
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class FeasibilityAnswer:
+    """``feasible`` comes with a placement; ``infeasible`` is a proof; ``unknown`` is neither."""
+
+    status: FeasibilityStatus
+    gpu_of: tuple[int, ...] | None = None
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class FeasibilityBackend(Protocol):
+    """One job: build the model for a query, solve it, read the result back."""
+
+    name: str
+
+    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer: ...

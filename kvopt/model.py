@@ -1,0 +1,301 @@
+"""The problem model: models, GPUs, instances, placements and results.
+
+An *instance* is a set of LLMs (``Model``) and a list of GPU memory capacities
+``C_g`` (GB).  Model ``i`` has weight size ``s_i`` (GB), request rate ``r_i`` and
+latency SLO ``slo_i``; its demand is ``n_i = r_i / slo_i``.
+
+A *placement* puts every model on exactly one GPU with ``S_g = sum s_i <= C_g``.
+The KV-cache pressure of GPU ``g`` is ``KVPR_g = N_g / (C_g - S_g)`` with
+``N_g = sum n_i``; the objective is ``max_g KVPR_g`` (see ``kvopt.evaluate``).
+
+Everything here is validated once, on construction, and is immutable; every
+other module may trust an ``Instance``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cached_property
+from numbers import Real
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+DEFAULT_GPU_MEM_GB = 80
+
+STATUSES = ("optimal", "feasible", "infeasible", "unknown")
+
+
+class KvoptError(ValueError):
+    """Bad input: the message names the model or field and the reason."""
+
+
+class InfeasibleInstanceError(KvoptError):
+    """The models cannot be placed at all (total memory, or a model larger than every GPU)."""
+
+
+class PlacementError(KvoptError):
+    """A placement that is not valid for its instance."""
+
+
+def to_fraction(value: int | float | Fraction) -> Fraction:
+    """The exact rational an input number stands for.
+
+    Integers are exact.  A float is read as the shortest decimal that round-trips
+    to it (``repr``), i.e. ``0.1`` means ``1/10``: JSON and CSV inputs are
+    decimals, and this recovers the decimal the user wrote exactly.  This is the
+    documented precision of every proof made on float data.
+    """
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return Fraction(int(value))
+    return Fraction(repr(float(value)))
+
+
+def _number(value: Any, where: str) -> float | int:
+    """Check that ``value`` is a finite real number (not a bool, not a string)."""
+    if isinstance(value, bool) or not isinstance(value, (Real, np.integer, np.floating)):
+        raise KvoptError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(float(value)):
+            raise KvoptError(f"{where}: must be finite, got {value!r}")
+        return float(value)
+    if isinstance(value, Fraction):
+        return value  # type: ignore[return-value]
+    return int(value) if isinstance(value, int) else float(value)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One LLM: weights of ``size_gb`` GB, ``req_rate`` requests/s, latency SLO ``slo``."""
+
+    name: str
+    size_gb: float
+    req_rate: float
+    slo: float
+
+    @property
+    def demand(self) -> float:
+        """``n_i = req_rate / slo`` (float)."""
+        return self.req_rate / self.slo
+
+    @property
+    def demand_exact(self) -> Fraction:
+        return to_fraction(self.req_rate) / to_fraction(self.slo)
+
+    @property
+    def size_exact(self) -> Fraction:
+        return to_fraction(self.size_gb)
+
+    @staticmethod
+    def build(name: Any, size_gb: Any, req_rate: Any, slo: Any, where: str | None = None) -> "Model":
+        """Validate the fields of one model (GPU-independent checks only)."""
+        label = where or f"model {name!r}"
+        if not isinstance(name, str) or not name:
+            raise KvoptError(f"{label}: field 'name' must be a non-empty string, got {name!r}")
+        size = _number(size_gb, f"{label}: field 'size_gb'")
+        rate = _number(req_rate, f"{label}: field 'req_rate'")
+        slo_v = _number(slo, f"{label}: field 'slo'")
+        if size <= 0:
+            raise KvoptError(f"{label}: field 'size_gb' must be > 0, got {size_gb!r}")
+        if rate < 0:
+            raise KvoptError(f"{label}: field 'req_rate' must be >= 0, got {req_rate!r}")
+        if slo_v <= 0:
+            raise KvoptError(f"{label}: field 'slo' must be > 0, got {slo!r}")
+        return Model(name=name, size_gb=size, req_rate=rate, slo=slo_v)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Models and GPU capacities; validated on construction (use ``Instance.build``)."""
+
+    name: str
+    models: tuple[Model, ...]
+    gpu_mem_gb: tuple[float, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        _validate_instance(self)
+
+    @staticmethod
+    def build(
+        models: Iterable[Model | Mapping[str, Any]],
+        gpu_mem_gb: Sequence[Any] | None = None,
+        *,
+        gpus: int | None = None,
+        name: str = "instance",
+        meta: Mapping[str, Any] | None = None,
+    ) -> "Instance":
+        """Build an instance from models (``Model`` or dicts) and capacities.
+
+        Give either ``gpu_mem_gb`` (one capacity per GPU, heterogeneous allowed) or
+        ``gpus`` (that many 80 GB GPUs).
+        """
+        if gpu_mem_gb is None:
+            if gpus is None:
+                raise KvoptError("field 'gpu_mem_gb': missing (give the GPU capacities or a GPU count)")
+            if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+                raise KvoptError(f"field 'gpus': must be an integer >= 1, got {gpus!r}")
+            gpu_mem_gb = [DEFAULT_GPU_MEM_GB] * gpus
+        built: list[Model] = []
+        for idx, m in enumerate(models):
+            if isinstance(m, Model):
+                built.append(Model.build(m.name, m.size_gb, m.req_rate, m.slo))
+                continue
+            if not isinstance(m, Mapping):
+                raise KvoptError(f"models[{idx}]: expected an object with name, size_gb, req_rate, slo; got {m!r}")
+            label = f"model {m.get('name')!r}" if isinstance(m.get("name"), str) else f"models[{idx}]"
+            for key in ("name", "size_gb", "req_rate", "slo"):
+                if key not in m:
+                    raise KvoptError(f"{label}: missing field '{key}'")
+            built.append(Model.build(m["name"], m["size_gb"], m["req_rate"], m["slo"], where=label))
+        return Instance(name=name, models=tuple(built), gpu_mem_gb=tuple(gpu_mem_gb), meta=dict(meta or {}))
+
+    # -- derived arrays (computed once; the dataclass is immutable) ---------------
+    @property
+    def num_gpus(self) -> int:
+        return len(self.gpu_mem_gb)
+
+    @property
+    def num_models(self) -> int:
+        return len(self.models)
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        """``s_i`` as float64, in model order."""
+        return np.array([m.size_gb for m in self.models], dtype=float)
+
+    @cached_property
+    def demands(self) -> np.ndarray:
+        """``n_i = r_i / slo_i`` as float64, in model order."""
+        return np.array([m.demand for m in self.models], dtype=float)
+
+    @cached_property
+    def capacities(self) -> np.ndarray:
+        """``C_g`` as float64, in GPU order."""
+        return np.array(self.gpu_mem_gb, dtype=float)
+
+    @cached_property
+    def sizes_exact(self) -> tuple[Fraction, ...]:
+        return tuple(m.size_exact for m in self.models)
+
+    @cached_property
+    def demands_exact(self) -> tuple[Fraction, ...]:
+        return tuple(m.demand_exact for m in self.models)
+
+    @cached_property
+    def capacities_exact(self) -> tuple[Fraction, ...]:
+        return tuple(to_fraction(c) for c in self.gpu_mem_gb)
+
+    @cached_property
+    def index_of(self) -> dict[str, int]:
+        return {m.name: i for i, m in enumerate(self.models)}
+
+    @property
+    def is_homogeneous(self) -> bool:
+        return len(set(self.gpu_mem_gb)) == 1
+
+    def with_gpus(self, gpu_mem_gb: Sequence[float]) -> "Instance":
+        return Instance(self.name, self.models, tuple(gpu_mem_gb), dict(self.meta))
+
+
+def _validate_instance(inst: Instance) -> None:
+    if not isinstance(inst.name, str):
+        raise KvoptError(f"field 'name': must be a string, got {inst.name!r}")
+    if len(inst.gpu_mem_gb) == 0:
+        raise KvoptError("field 'gpu_mem_gb': the cluster has no GPUs")
+    caps = []
+    for g, c in enumerate(inst.gpu_mem_gb):
+        value = _number(c, f"field 'gpu_mem_gb'[{g}]")
+        if value <= 0:
+            raise KvoptError(f"field 'gpu_mem_gb'[{g}]: GPU memory must be > 0, got {c!r}")
+        caps.append(value)
+    if len(inst.models) == 0:
+        raise KvoptError("field 'models': the instance has no models")
+    seen: set[str] = set()
+    largest = max(caps)
+    for m in inst.models:
+        if not isinstance(m, Model):
+            raise KvoptError(f"field 'models': expected Model objects, got {m!r}")
+        if m.name in seen:
+            raise KvoptError(f"model {m.name!r}: duplicate model name")
+        seen.add(m.name)
+        if m.size_gb > largest:
+            raise InfeasibleInstanceError(
+                f"model {m.name!r}: field 'size_gb' = {m.size_gb} GB is larger than every GPU "
+                f"(largest is {largest} GB); the instance is infeasible"
+            )
+    total_size = sum(to_fraction(m.size_gb) for m in inst.models)
+    total_mem = sum(to_fraction(c) for c in caps)
+    if total_size > total_mem:
+        excess = total_size - total_mem
+        raise InfeasibleInstanceError(
+            f"infeasible: total model size {_fmt(total_size)} GB exceeds total GPU memory "
+            f"{_fmt(total_mem)} GB by {_fmt(excess)} GB"
+        )
+
+
+def _fmt(x: Fraction) -> str:
+    return str(int(x)) if x.denominator == 1 else f"{float(x):g}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """GPU index of every model, in the instance's model order."""
+
+    gpu_of: tuple[int, ...]
+
+    @staticmethod
+    def from_mapping(instance: Instance, assignment: Mapping[str, Any]) -> "Placement":
+        """From ``{model_name: gpu_index}``, checked (see ``kvopt.evaluate.check_assignment``)."""
+        from kvopt.evaluate import check_assignment
+
+        return check_assignment(instance, assignment)
+
+    def as_mapping(self, instance: Instance) -> dict[str, int]:
+        return {m.name: int(g) for m, g in zip(instance.models, self.gpu_of)}
+
+    def models_on(self, gpu: int) -> list[int]:
+        return [i for i, g in enumerate(self.gpu_of) if g == gpu]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One shape for every method's answer, heuristic or exact.
+
+    ``status``: ``optimal`` (proven, exact arithmetic), ``feasible`` (a valid
+    placement, not proven optimal), ``infeasible`` (proven: no valid placement),
+    ``unknown`` (no placement and no proof).  ``gap = peak / lower_bound - 1``.
+    """
+
+    instance: str
+    method: str
+    status: str
+    placement: Placement | None
+    peak_kvpr: float | None
+    peak_kvpr_exact: Fraction | None = None
+    lower_bound: float | None = None
+    lower_bound_exact: Fraction | None = None
+    gap: float | None = None
+    seconds: float = 0.0
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+
+def relative_gap(value: float | None, reference: float | None) -> float | None:
+    """``value / reference - 1``; 0 when both are 0; None when undefined."""
+    if value is None or reference is None:
+        return None
+    if math.isinf(value):
+        return math.inf
+    if reference == 0:
+        return 0.0 if value == 0 else math.inf
+    return value / reference - 1.0
