@@ -1,0 +1,91 @@
+"""Exact integer rows for the feasibility check at a rational target ``T = p/q``.
+
+With ``n_i = nint_i / L`` (``L`` the LCM of the demands' denominators) and
+``s_i = sint_i / M``, ``C_g = cint_g / M`` (``M`` the LCM of the sizes' and
+capacities' denominators)::
+
+    KVPR_g <= T  <=>  q·N_g <= p·(C_g - S_g)
+                 <=>  sum_i x_ig (q·M·nint_i + p·L·sint_i) <= p·L·cint_g
+
+Every coefficient is an integer, so a solver's answer is exact, and the strict
+version ``KVPR_g < T`` is the same row with right-hand side ``p·L·cint_g - 1``
+(for a GPU that carries demand; a GPU with zero demand has KVPR 0 < T whenever
+its memory fits).  Float inputs are read as the decimal they print as
+(``kvopt.model.to_fraction``): that is the documented precision of every proof.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from math import lcm
+
+from kvopt.model import Instance
+
+
+@dataclass(frozen=True)
+class IntegerData:
+    """The instance in integers: ``n_i = demand_int[i] / demand_scale``, ``s_i = size_int[i] / mem_scale``."""
+
+    demand_int: tuple[int, ...]
+    size_int: tuple[int, ...]
+    cap_int: tuple[int, ...]
+    demand_scale: int
+    mem_scale: int
+
+
+def integer_data(instance: Instance) -> IntegerData:
+    """Scale demands, sizes and capacities to integers (exactly)."""
+    demands = instance.demands_exact
+    sizes = instance.sizes_exact
+    caps = instance.capacities_exact
+    demand_scale = lcm(*(d.denominator for d in demands))
+    mem_scale = lcm(*(x.denominator for x in (*sizes, *caps)))
+    return IntegerData(
+        demand_int=tuple(int(d * demand_scale) for d in demands),
+        size_int=tuple(int(s * mem_scale) for s in sizes),
+        cap_int=tuple(int(c * mem_scale) for c in caps),
+        demand_scale=demand_scale,
+        mem_scale=mem_scale,
+    )
+
+
+@dataclass(frozen=True)
+class TargetRows:
+    """Integer knapsack rows at target ``T``: ``sum_i weight[i] x_ig <= capacity[g]`` (minus 1 if strict).
+
+    ``demand_weight[i] = q·M·nint_i`` and ``mem_weight[i] = p·L·sint_i`` are kept
+    apart so a backend can tell loaded GPUs (demand > 0) from idle ones.
+    """
+
+    target: Fraction
+    strict: bool
+    weight: tuple[int, ...]
+    demand_weight: tuple[int, ...]
+    mem_weight: tuple[int, ...]
+    capacity: tuple[int, ...]
+
+
+def target_rows(data: IntegerData, target: Fraction, strict: bool = False) -> TargetRows:
+    """Rows of ``KVPR_g <= T`` (or ``< T``) for ``T = p/q > 0``, all integers."""
+    if target <= 0:
+        raise ValueError(f"target must be > 0, got {target}")
+    p, q = target.numerator, target.denominator
+    demand_weight = tuple(q * data.mem_scale * n for n in data.demand_int)
+    mem_weight = tuple(p * data.demand_scale * s for s in data.size_int)
+    weight = tuple(a + b for a, b in zip(demand_weight, mem_weight))
+    capacity = tuple(p * data.demand_scale * c for c in data.cap_int)
+    return TargetRows(target, strict, weight, demand_weight, mem_weight, capacity)
+
+
+def fits_target(rows: TargetRows, models: list[int] | tuple[int, ...], gpu: int) -> bool:
+    """Whether the models ``models`` on GPU ``gpu`` satisfy the (strict) target row exactly."""
+    if not models:
+        return True
+    load = sum(rows.weight[i] for i in models)
+    has_demand = any(rows.demand_weight[i] > 0 for i in models)
+    cap = rows.capacity[gpu]
+    if rows.strict and has_demand:
+        return load <= cap - 1
+    # A GPU without demand only needs its memory to fit: sum p·L·sint <= p·L·cint.
+    return load <= cap
