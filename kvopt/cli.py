@@ -1,0 +1,271 @@
+"""The ``kvopt`` command: argument parsing only; each command calls one library function.
+
+Exit codes: 0 ok, 1 a failed check or regression, 2 bad input (the message names
+the model/field and the reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from kvopt.model import KvoptError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=1))
+
+
+def _load(args: argparse.Namespace):
+    from kvopt.io import load_instance
+
+    return load_instance(args.instance, gpus=getattr(args, "gpus", None), mem_gb=getattr(args, "mem_gb", 80))
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+# -- solve -------------------------------------------------------------------------
+def add_solve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("solve", help="place the models of one instance")
+    p.add_argument("instance", help="instance JSON, or a models CSV with --gpus")
+    p.add_argument("--method", default="pipeline",
+                   help="greedy | pipeline | exact | mccormick | auto | lns (default: pipeline)")
+    p.add_argument("--backend", default="auto", help="exact solver backend: auto | cpsat | milp | setpart")
+    p.add_argument("--solver", default="highs", choices=["highs", "cbc"], help="MILP solver (default: highs)")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds for exact methods (default: 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpus", type=int, help="number of GPUs (CSV input only)")
+    p.add_argument("--mem-gb", type=float, default=80, help="memory per GPU for CSV input (default: 80)")
+    p.add_argument("--out", help="write the placement JSON here")
+    p.add_argument("--json", action="store_true", help="print the placement JSON")
+    p.set_defaults(func=cmd_solve)
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from kvopt.evaluate import evaluate
+    from kvopt.io import result_to_json
+    from kvopt.solve import solve
+    from kvopt.tables import format_placement, format_summary
+
+    instance = _load(args)
+    result = solve(instance, args.method, backend=args.backend, solver=args.solver,
+                   time_limit_s=args.time_limit, seed=args.seed)
+    payload = result_to_json(instance, result)
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    if args.json:
+        _print_json(payload)
+    elif result.placement is not None:
+        print(format_placement(instance, result, evaluate(instance, result.placement)))
+    else:
+        print(format_summary(result))
+    return EXIT_FAILED if result.status == "infeasible" else EXIT_OK
+
+
+# -- check -------------------------------------------------------------------------
+def add_check_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate and evaluate a placement JSON against an instance")
+    p.add_argument("instance")
+    p.add_argument("placement")
+    p.add_argument("--gpus", type=int)
+    p.add_argument("--mem-gb", type=float, default=80)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from kvopt.evaluate import evaluate, format_fraction
+    from kvopt.io import load_placement
+    from kvopt.model import PlacementError, Result
+    from kvopt.tables import format_placement
+
+    instance = _load(args)
+    try:
+        placement = load_placement(instance, args.placement)
+    except PlacementError as exc:
+        if args.json:
+            _print_json({"valid": False, "reason": str(exc)})
+        else:
+            print(f"invalid placement: {exc}")
+        return EXIT_FAILED
+    ev = evaluate(instance, placement)
+    if args.json:
+        _print_json({"valid": True, "peak_kvpr": ev.peak_kvpr, "peak_kvpr_exact": format_fraction(ev.peak_kvpr_exact),
+                     "gpu_kvpr": list(ev.gpu_kvpr), "peak_gpu": ev.peak_gpu})
+    else:
+        result = Result(instance.name, "check", "feasible", placement, ev.peak_kvpr, ev.peak_kvpr_exact)
+        print("valid placement\n")
+        print(format_placement(instance, result, ev))
+    return EXIT_OK
+
+
+# -- suites ------------------------------------------------------------------------
+def add_generate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="write a built-in suite as instance JSON files")
+    p.add_argument("--suite", required=True)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from kvopt.suites import write_suite
+
+    paths = write_suite(args.suite, args.out)
+    print(f"wrote {len(paths)} instances to {args.out}")
+    return EXIT_OK
+
+
+def add_suites_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("suites", help="list the built-in suites")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_suites)
+
+
+def cmd_suites(args: argparse.Namespace) -> int:
+    from kvopt.suites import SUITES, load_reference
+    from kvopt.tables import format_table
+
+    rows = []
+    for suite in SUITES.values():
+        rows.append({"name": suite.name, "small": suite.small, "reference": bool(load_reference(suite.name)),
+                     "description": suite.description})
+    if args.json:
+        _print_json(rows)
+    else:
+        print(format_table(["suite", "small", "reference", "description"],
+                           [[r["name"], "yes" if r["small"] else "no", "yes" if r["reference"] else "no",
+                             r["description"]] for r in rows], align="llll"))
+    return EXIT_OK
+
+
+# -- exact-solver tools ------------------------------------------------------------
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write the feasibility model at T (or the McCormick model) as LP/MPS")
+    p.add_argument("instance")
+    p.add_argument("--T", dest="target", required=True, help="target KVPR, e.g. 0.04 or 1/25")
+    p.add_argument("--format", choices=["lp", "mps"], default="lp")
+    p.add_argument("--model", choices=["assignment", "mccormick"], default="assignment")
+    p.add_argument("--out", help="output file (default: <instance>.<format>)")
+    p.add_argument("--gpus", type=int)
+    p.add_argument("--mem-gb", type=float, default=80)
+    p.set_defaults(func=cmd_export)
+
+
+def _parse_target(text: str) -> Fraction:
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise KvoptError(f"--T: expected a positive number or fraction p/q, got {text!r}") from None
+    if value <= 0:
+        raise KvoptError(f"--T: must be > 0, got {text!r}")
+    return value
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kvopt.exact.export import export_model
+
+    instance = _load(args)
+    target = _parse_target(args.target)
+    out = Path(args.out or f"{instance.name}.{args.format}")
+    export_model(instance, target, out, fmt=args.format, model=args.model)
+    print(f"wrote {args.model} model at T={target} to {out}")
+    return EXIT_OK
+
+
+def add_reference_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("reference", help="solve every case of a suite exactly and store reference.json")
+    p.add_argument("--suite", required=True)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per case (default: 60)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reference)
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from kvopt.exact.reference import write_reference
+
+    path, data = write_reference(args.suite, backend=args.backend, time_limit_s=args.time_limit,
+                                 progress=_progress_enabled(args))
+    cases = data["cases"]
+    optimal = sum(1 for c in cases.values() if c["status"] == "optimal")
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"{args.suite}: {optimal}/{len(cases)} proven optimal; wrote {path}")
+    return EXIT_OK
+
+
+# -- evaluation of programs, reports, regressions ----------------------------------
+def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a placement program against proven optima")
+    p.add_argument("program", help="PROGRAM.py, a kvopt heuristic name, or pkg.module:function")
+    p.add_argument("--suite", action="append", help="suite name (repeatable; default: adrs50)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per case (default: 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    raise KvoptError("evaluate: not available yet")
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="gap report of methods and programs over suites")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    raise KvoptError("report: not available yet")
+
+
+def add_regress_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("regress", help="re-run a baseline and fail if any gap got worse")
+    p.add_argument("--baseline", required=True)
+    p.set_defaults(func=cmd_regress)
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    raise KvoptError("regress: not available yet")
+
+
+PARSERS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
+    add_solve_parser, add_check_parser, add_generate_parser, add_suites_parser, add_export_parser,
+    add_reference_parser, add_evaluate_parser, add_report_parser, add_regress_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kvopt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in PARSERS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except KvoptError as exc:
+        print(f"kvopt: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("kvopt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
