@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kvopt.model import KvoptError
+from kvopt.model import InfeasibleInstanceError, KvoptError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -55,7 +55,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from kvopt.solve import solve
     from kvopt.tables import format_placement, format_summary
 
-    instance = _load(args)
+    try:
+        instance = _load(args)
+    except InfeasibleInstanceError as exc:
+        # No placement can exist: a status, not a malformed file.
+        payload = {"instance": Path(args.instance).stem, "method": args.method, "status": "infeasible",
+                   "reason": str(exc), "peak_kvpr": None, "assignment": None}
+        if args.out:
+            Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+        print(json.dumps(payload, indent=1) if args.json else f"infeasible: {exc}")
+        return EXIT_FAILED
     result = solve(instance, args.method, backend=args.backend, solver=args.solver,
                    time_limit_s=args.time_limit, seed=args.seed)
     payload = result_to_json(instance, result)

@@ -82,10 +82,14 @@ def evaluate(instance: Instance, placement: Placement | Sequence[int], *, exact:
     used_mem, demand = gpu_loads(instance, gpu_of)
     free_mem = instance.capacities - used_mem
     values = kvpr_vector(demand, free_mem)
-    peak_gpu = int(np.argmax(values))
     peak_exact: Fraction | None = None
     if exact:
-        peak_exact = exact_peak_kvpr(instance, gpu_of)
+        exact_values = exact_gpu_kvpr(instance, gpu_of)
+        # The exact values decide: a float sum can leave a rounding residue (ten 0.1 GB
+        # models on a 1 GB GPU leave 1e-16 GB "free"), turning +inf into a huge finite KVPR.
+        values = np.array([INF if v is None else float(v) for v in exact_values])
+        peak_exact = None if any(v is None for v in exact_values) else max(exact_values)  # type: ignore[type-var]
+    peak_gpu = int(np.argmax(values))
     return Evaluation(
         used_mem_gb=tuple(float(x) for x in used_mem),
         demand=tuple(float(x) for x in demand),

@@ -106,6 +106,8 @@ def load_models_csv(path: str | Path, *, gpus: int | None = None, mem_gb: float 
         for line_no, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
             name = row["name"].strip()
+            if not name:
+                raise KvoptError(f"{p}: line {line_no}: field 'name' is empty")
             label = f"model {name!r} (line {line_no})" if name else f"line {line_no}"
             models.append({
                 "name": name,

@@ -19,8 +19,8 @@ SEED = 42
 
 def generate_adrs50() -> list[Instance]:
     """The 50 instances, in case order (``adrs50_00`` … ``adrs50_49``)."""
-    # The published benchmark uses the legacy *global* generator; a Generator or
-    # RandomState with the same seed draws a different stream.
+    # The published benchmark draws from the legacy *global* generator; we save and
+    # restore its state so generating the suite does not disturb the caller's stream.
     state = np.random.get_state()
     try:
         np.random.seed(SEED)

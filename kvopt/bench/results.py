@@ -1,0 +1,145 @@
+"""A benchmark run as one results document (``results.json``), shared by evaluate, report and regress.
+
+Document::
+
+    {"format": "kvopt-results/1", "kvopt_version", "command",
+     "suites":   [{"key", "name", "cases": [case, ...]}, ...],
+     "methods":  [{"name", "kind"}, ...],
+     "settings": {"timeout_s", "memory_mb", "exact_time_limit_s"},
+     "summary":  {method: summary},             # kvopt.bench.scoring.summarize
+     "by_suite": {suite: {method: summary}},
+     "cases":    [record, ...],                 # kvopt.bench.runner, plus reference/gap/optimal
+     "skipped":  [{"suite", "case", "method", "reason"}, ...],
+     "wall_seconds": float}
+
+Records are sorted by suite, case and method (in the order given), so a
+document does not depend on the number of jobs; only ``seconds`` fields vary.
+Non-finite floats are written as the strings ``"inf"``/``"-inf"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from kvopt import __version__
+from kvopt.bench.cases import SuiteCases, load_all
+from kvopt.bench.executors import Executor, LocalExecutor, default_jobs
+from kvopt.bench.progress import Progress
+from kvopt.bench.runner import MethodSpec, RunSettings, build_tasks, run_tasks
+from kvopt.bench.scoring import attach_gaps, choose_references, summaries_by_method, summaries_by_suite
+from kvopt.model import KvoptError
+
+FORMAT = "kvopt-results/1"
+
+
+def missing_reference_cases(suites: Sequence[SuiteCases]) -> list[tuple[str, str]]:
+    """``(suite_key, case)`` of every case without a stored reference value."""
+    out = []
+    for suite in suites:
+        for instance in suite.instances:
+            entry = suite.references.get(instance.name) or {}
+            if entry.get("status") not in ("optimal", "feasible") or entry.get("value") in (None, "inf"):
+                out.append((suite.key, instance.name))
+    return out
+
+
+def run_benchmark(
+    suite_names: Sequence[str],
+    methods: Sequence[MethodSpec],
+    settings: RunSettings,
+    *,
+    executor: Executor | None = None,
+    progress: bool = False,
+    solve_missing: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run every method on every case of the suites and return the results document."""
+    if not methods:
+        raise KvoptError("no methods to run")
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names):
+        raise KvoptError(f"methods: each method may appear once, got {', '.join(names)}")
+    start = time.perf_counter()
+    suites = load_all(suite_names)
+    wants_refs = solve_missing and not any(m.kind == "exact" for m in methods)
+    tasks, skipped = build_tasks(suites, methods, settings,
+                                 reference_cases=missing_reference_cases(suites) if wants_refs else ())
+    runner = executor or LocalExecutor(default_jobs())
+    with Progress(len(tasks), enabled=progress) as bar:
+        records = run_tasks(tasks, runner, lambda task, record: bar.update(f"{task.case} {task.method.name}"))
+    scored = attach_gaps(records, choose_references(suites, records))
+    suite_display = [s.name for s in suites]
+    return {
+        "format": FORMAT,
+        "kvopt_version": __version__,
+        "command": command,
+        "suites": [{"key": s.key, "name": s.name, "cases": [i.name for i in s.instances]} for s in suites],
+        "methods": [m.to_json() for m in methods],
+        "settings": settings.to_json(),
+        "summary": summaries_by_method(scored, names),
+        "by_suite": summaries_by_suite(scored, suite_display, names),
+        "cases": scored,
+        "skipped": [s.to_json() for s in skipped],
+        "wall_seconds": time.perf_counter() - start,
+    }
+
+
+def method_records(document: Mapping[str, Any], method: str) -> list[dict[str, Any]]:
+    return [r for r in document["cases"] if r["method"] == method and r["role"] == "method"]
+
+
+# -- JSON ------------------------------------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as ``"inf"``/``"-inf"``/``None`` (strict JSON)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def number(value: Any) -> float | None:
+    """A float from a results file (``"inf"`` → ``inf``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return float(value)
+    return float(value)
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    return json.dumps(jsonable(document), indent=1, allow_nan=False)
+
+
+def write_results(document: Mapping[str, Any], path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(dumps(document) + "\n")
+    return out
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """A results document written by ``write_results``; ``KvoptError`` if it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise KvoptError(f"{p}: file not found")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise KvoptError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise KvoptError(f"{p}: not a kvopt results file (expected field 'format' = {FORMAT!r})")
+    for key in ("suites", "methods", "settings", "cases", "summary"):
+        if key not in data:
+            raise KvoptError(f"{p}: missing field {key!r}")
+    return data

@@ -1,0 +1,524 @@
+"""Exact large-neighbourhood search (LNS) for the peak-KVPR placement problem.
+
+Start from a placement (the pipeline heuristic by default) and repeat:
+
+1. pick a small set ``H`` of GPUs: every GPU at the global peak (up to
+   ``neighbourhood_gpus`` of them) plus ``neighbourhood_gpus - 1`` others chosen
+   by a rule that rotates with the iteration number (``RULES``):
+   ``least_loaded`` (lowest KVPR), ``random`` (a seeded ``numpy`` Generator),
+   ``most_free_memory`` (largest ``C_g - S_g``);
+2. cut out the sub-instance: the models placed on ``H`` and the capacities of ``H``;
+3. solve it exactly (``kvopt.exact.solve_exact``), warm-started from the current
+   sub-placement, with a small time limit; every other GPU stays as it is;
+4. accept the sub-placement when the KVPR values of ``H``, sorted in decreasing
+   order, get lexicographically smaller (exact rational arithmetic).
+
+Why the acceptance rule is right.  Models only move between GPUs of ``H``, so
+every GPU outside ``H`` keeps its KVPR.  If the sorted KVPR vector of ``H``
+decreases lexicographically, its largest entry does not increase, hence the
+global peak never increases; and the sorted KVPR vector of *all* GPUs (the
+"leximax" order) strictly decreases, so the search never cycles.  When ``H``
+holds every GPU at the global peak, "minimise the largest KVPR on ``H``" (what
+the exact sub-solve does) is exactly "minimise the global peak with the rest
+fixed"; when more GPUs tie at the peak than fit in ``H``, a sub-solve that takes
+the chosen ones below the peak is a sideways move that shrinks the set of peak
+GPUs (accepted: the leximax order decreased).
+
+Determinism.  Every decision is driven by the iteration counter and the seeded
+generator, never by the clock.  With ``max_iterations`` and no binding time
+limit, and every sub-solve finishing within ``sub_time_limit_s``, the result is
+a function of ``(instance, seed, parameters)``.  The wall-clock limits only stop
+work: a run that ends on ``time_limit_s`` (or whose sub-solves hit
+``sub_time_limit_s``) can depend on machine speed; ``details`` records both.
+
+The lower bound reported is the best certified bound kvopt has: the root bound
+(``kvopt.bounds.root_lower_bound``) and, when available and there is a gap, the
+column-generation bound (``kvopt.exact.colgen.colgen_lower_bound``).  The status
+is ``optimal`` only when the peak equals a proven bound exactly (or when one
+neighbourhood covered every GPU and its exact solve was proven optimal).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact, kvpr_vector
+from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
+
+RULES = ("least_loaded", "random", "most_free_memory")
+
+# A KVPR value in exact arithmetic: a Fraction, or math.inf for a full GPU with demand.
+ExactKvpr = Fraction | float
+
+# Below this many seconds left there is no point starting another sub-solve.
+MIN_SUB_SOLVE_S = 0.05
+
+
+# -- exact per-GPU values ---------------------------------------------------------
+def as_exact_kvpr(value: Fraction | None) -> ExactKvpr:
+    """``kvopt.evaluate``'s exact KVPR with ``None`` (+inf) as ``math.inf``, so values compare and sort."""
+    return math.inf if value is None else value
+
+
+def leximax_key(values: Sequence[ExactKvpr]) -> tuple[ExactKvpr, ...]:
+    """The values sorted in decreasing order: the leximax order compares these tuples."""
+    return tuple(sorted(values, reverse=True))
+
+
+def accept_move(old_kvpr: Sequence[ExactKvpr], new_kvpr: Sequence[ExactKvpr]) -> bool:
+    """Whether a neighbourhood's new KVPR values improve on the old ones.
+
+    True iff ``sorted_desc(new) < sorted_desc(old)`` lexicographically (exact).
+    Implies ``max(new) <= max(old)``, so the global peak cannot rise, and the
+    global leximax vector strictly decreases, so the search cannot cycle.
+    """
+    if len(old_kvpr) != len(new_kvpr):
+        raise KvoptError(f"accept_move: {len(old_kvpr)} old values but {len(new_kvpr)} new ones")
+    return leximax_key(new_kvpr) < leximax_key(old_kvpr)
+
+
+# -- the current placement and its per-GPU loads ---------------------------------------
+@dataclass
+class LoadState:
+    """The current placement and its per-GPU loads, kept in step by ``apply_move``.
+
+    Float arrays drive the (cheap) selection of neighbourhoods; the exact
+    ``Fraction`` sums ``S_g`` and ``N_g`` decide peaks and acceptance.
+    """
+
+    gpu_of: list[int]
+    models_on: list[list[int]]
+    used_mem: np.ndarray  # S_g (GB), float
+    demand: np.ndarray  # N_g, float
+    gpu_kvpr: np.ndarray  # KVPR_g, float
+    used_exact: list[Fraction]
+    demand_exact: list[Fraction]
+
+
+def load_state(instance: Instance, gpu_of: Sequence[int]) -> LoadState:
+    """Per-GPU ``S_g``, ``N_g`` and ``KVPR_g`` of a (checked) placement."""
+    gpu_list = [int(g) for g in gpu_of]
+    models_on: list[list[int]] = [[] for _ in range(instance.num_gpus)]
+    used_exact = [Fraction(0)] * instance.num_gpus
+    demand_exact = [Fraction(0)] * instance.num_gpus
+    for model, gpu in enumerate(gpu_list):
+        models_on[gpu].append(model)
+        used_exact[gpu] += instance.sizes_exact[model]
+        demand_exact[gpu] += instance.demands_exact[model]
+    idx = np.asarray(gpu_list, dtype=np.int64)
+    used_mem = np.bincount(idx, weights=instance.sizes, minlength=instance.num_gpus)
+    demand = np.bincount(idx, weights=instance.demands, minlength=instance.num_gpus)
+    gpu_kvpr = kvpr_vector(demand, instance.capacities - used_mem)
+    return LoadState(gpu_list, models_on, used_mem, demand, gpu_kvpr, used_exact, demand_exact)
+
+
+def exact_kvpr_of(instance: Instance, state: LoadState, gpu: int) -> ExactKvpr:
+    """Exact ``KVPR_g = N_g / (C_g - S_g)`` of one GPU in the current state."""
+    free_mem = instance.capacities_exact[gpu] - state.used_exact[gpu]
+    return as_exact_kvpr(kvpr_exact(state.demand_exact[gpu], free_mem))
+
+
+def peak_gpu_set(instance: Instance, state: LoadState) -> tuple[tuple[int, ...], ExactKvpr]:
+    """Every GPU whose exact KVPR equals the exact peak (increasing index), and the peak.
+
+    Floats screen the candidates (within a relative 1e-9 of the float peak, which
+    is far wider than float rounding); exact arithmetic decides the ties.
+    """
+    float_peak = float(state.gpu_kvpr.max())
+    if math.isinf(float_peak):
+        candidates = np.nonzero(np.isinf(state.gpu_kvpr))[0]
+    else:
+        candidates = np.nonzero(state.gpu_kvpr >= float_peak * (1.0 - 1e-9))[0]
+    exact = {int(g): exact_kvpr_of(instance, state, int(g)) for g in candidates}
+    peak = max(exact.values())
+    return tuple(g for g in sorted(exact) if exact[g] == peak), peak
+
+
+# -- neighbourhoods ---------------------------------------------------------------
+def select_neighbourhood(
+    rule: str,
+    *,
+    peak_gpus: Sequence[int],
+    gpu_kvpr: np.ndarray,
+    free_mem: np.ndarray,
+    neighbourhood_gpus: int,
+    attempt: int,
+    rng: np.random.Generator,
+) -> tuple[int, ...]:
+    """The GPUs of one neighbourhood, in increasing index order.
+
+    The head is the peak GPUs (the first ``neighbourhood_gpus`` of them); then
+    ``neighbourhood_gpus - 1`` further GPUs (fewer if the cluster is smaller):
+
+    - ``least_loaded``: lowest KVPR first (ties: lower index);
+    - ``most_free_memory``: largest ``C_g - S_g`` first (ties: lower index);
+    - ``random``: uniformly at random from ``rng`` (the only rule that draws).
+
+    For the two ranked rules, ``attempt`` (failures of this rule since the last
+    accepted move) slides a window down the ranking, so a rule that failed does
+    not propose the same GPUs again on an unchanged placement.
+    """
+    if neighbourhood_gpus < 1:
+        raise KvoptError(f"field 'neighbourhood_gpus': must be >= 1, got {neighbourhood_gpus}")
+    num_gpus = len(gpu_kvpr)
+    head = [int(g) for g in peak_gpus[:neighbourhood_gpus]]
+    in_head = np.zeros(num_gpus, dtype=bool)
+    in_head[head] = True
+    others = np.nonzero(~in_head)[0]
+    fill_count = min(neighbourhood_gpus - 1, len(others))
+    if fill_count <= 0:
+        return tuple(sorted(head))
+    if rule == "random":
+        fill = rng.choice(others, size=fill_count, replace=False)
+    elif rule in ("least_loaded", "most_free_memory"):
+        score = gpu_kvpr[others] if rule == "least_loaded" else -free_mem[others]
+        ranked = others[np.argsort(score, kind="stable")]
+        start = (attempt * fill_count) % len(ranked)
+        fill = np.roll(ranked, -start)[:fill_count]
+    else:
+        raise KvoptError(f"neighbourhood rule {rule!r}: unknown; known rules: {', '.join(RULES)}")
+    return tuple(sorted(head + [int(g) for g in fill]))
+
+
+@dataclass(frozen=True)
+class SubProblem:
+    """A neighbourhood cut out of the instance.
+
+    Sub-GPU ``j`` is global GPU ``gpus[j]``; sub-model ``k`` is global model
+    ``models[k]``; ``start`` is the current placement of those models in sub-GPU
+    indices.
+    """
+
+    gpus: tuple[int, ...]
+    models: tuple[int, ...]
+    instance: Instance
+    start: Placement
+
+
+def extract_subproblem(instance: Instance, gpu_of: Sequence[int], gpus: Sequence[int]) -> SubProblem:
+    """The models on ``gpus`` and those GPUs' capacities, as an instance of its own.
+
+    Every KVPR of the sub-placement equals the KVPR of the same GPU globally,
+    because a GPU's load only depends on the models on it.
+    """
+    gpus_t = tuple(int(g) for g in gpus)
+    if len(set(gpus_t)) != len(gpus_t):
+        raise KvoptError(f"neighbourhood {gpus_t}: a GPU is listed twice")
+    local_of = {g: j for j, g in enumerate(gpus_t)}
+    models = tuple(i for i, g in enumerate(gpu_of) if g in local_of)
+    if not models:
+        raise KvoptError(f"neighbourhood {gpus_t}: no model is placed on these GPUs")
+    sub_instance = Instance.build(
+        [instance.models[i] for i in models],
+        [instance.gpu_mem_gb[g] for g in gpus_t],
+        name=f"{instance.name}[lns]",
+        meta={"parent": instance.name, "gpus": list(gpus_t)},
+    )
+    start = Placement(tuple(local_of[gpu_of[i]] for i in models))
+    return SubProblem(gpus_t, models, sub_instance, start)
+
+
+def merge_back(gpu_of: Sequence[int], sub: SubProblem, sub_gpu_of: Sequence[int]) -> tuple[int, ...]:
+    """The global placement with the sub-models moved to ``sub_gpu_of`` (sub-GPU indices)."""
+    if len(sub_gpu_of) != len(sub.models):
+        raise KvoptError(f"merge_back: {len(sub_gpu_of)} GPU indices for {len(sub.models)} sub-models")
+    merged = list(gpu_of)
+    for model, local in zip(sub.models, sub_gpu_of):
+        if not 0 <= local < len(sub.gpus):
+            raise KvoptError(f"merge_back: sub-GPU index {local} out of range 0..{len(sub.gpus) - 1}")
+        merged[model] = sub.gpus[local]
+    return tuple(merged)
+
+
+def apply_move(instance: Instance, state: LoadState, sub: SubProblem, sub_gpu_of: Sequence[int]) -> None:
+    """Move the sub-models to ``sub_gpu_of`` and recompute the loads of the neighbourhood's GPUs only."""
+    for model, local in zip(sub.models, sub_gpu_of):
+        state.gpu_of[model] = sub.gpus[local]
+    for gpu in sub.gpus:
+        state.models_on[gpu] = []
+        state.used_exact[gpu] = Fraction(0)
+        state.demand_exact[gpu] = Fraction(0)
+    for model in sub.models:
+        gpu = state.gpu_of[model]
+        state.models_on[gpu].append(model)
+        state.used_exact[gpu] += instance.sizes_exact[model]
+        state.demand_exact[gpu] += instance.demands_exact[model]
+    for gpu in sub.gpus:
+        on_gpu = state.models_on[gpu]
+        state.used_mem[gpu] = float(instance.sizes[on_gpu].sum()) if on_gpu else 0.0
+        state.demand[gpu] = float(instance.demands[on_gpu].sum()) if on_gpu else 0.0
+    gpus = list(sub.gpus)
+    state.gpu_kvpr[gpus] = kvpr_vector(state.demand[gpus], instance.capacities[gpus] - state.used_mem[gpus])
+
+
+# -- one neighbourhood solve ------------------------------------------------------------
+@dataclass(frozen=True)
+class SubOutcome:
+    """What one exact sub-solve gave: the new sub-placement (if any) and the KVPR values before/after."""
+
+    sub_gpu_of: tuple[int, ...] | None
+    old_kvpr: tuple[ExactKvpr, ...]
+    new_kvpr: tuple[ExactKvpr, ...] | None
+    status: str
+    lower_bound_exact: Fraction | None
+
+
+def solve_subproblem(sub: SubProblem, *, backend: str, time_limit_s: float, seed: int) -> SubOutcome:
+    """Solve a neighbourhood exactly, warm-started from its current placement.
+
+    The solver's numbers are not trusted: the returned placement is checked and
+    re-evaluated with ``kvopt.evaluate``.
+    """
+    from kvopt.exact import solve_exact
+
+    old_kvpr = tuple(as_exact_kvpr(v) for v in exact_gpu_kvpr(sub.instance, sub.start.gpu_of))
+    result = solve_exact(sub.instance, backend=backend, time_limit_s=time_limit_s,
+                         warm_start=sub.start, seed=seed, workers=1)
+    if result.placement is None:
+        return SubOutcome(None, old_kvpr, None, result.status, result.lower_bound_exact)
+    sub_gpu_of = check_placement(sub.instance, result.placement)
+    new_kvpr = tuple(as_exact_kvpr(v) for v in exact_gpu_kvpr(sub.instance, sub_gpu_of))
+    return SubOutcome(sub_gpu_of, old_kvpr, new_kvpr, result.status, result.lower_bound_exact)
+
+
+# -- bounds and start -------------------------------------------------------------
+def certified_lower_bound(instance: Instance, *, colgen_time_s: float = 0.0,
+                          known: Fraction | None = None,
+                          target: Fraction | None = None) -> tuple[Fraction, str]:
+    """The best certified lower bound on the optimal peak, and which bound it is.
+
+    The root bound always; the column-generation bound too when
+    ``kvopt.exact.colgen`` exists, ``colgen_time_s > 0`` and the root bound does
+    not already reach ``target`` (the peak we hold: no better bound can help).
+    """
+    from kvopt.bounds import root_lower_bound
+
+    bound = known if known is not None else root_lower_bound(instance)
+    source = "root"
+    if colgen_time_s <= 0 or (target is not None and bound >= target):
+        return bound, source
+    try:
+        from kvopt.exact.colgen import colgen_lower_bound
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("kvopt.exact.colgen", "kvopt.exact"):
+            raise
+        return bound, source
+    colgen_bound = colgen_lower_bound(instance, time_limit_s=colgen_time_s)
+    if colgen_bound is not None and colgen_bound > bound:
+        return colgen_bound, "colgen"
+    return bound, source
+
+
+def start_placement(instance: Instance, start: Placement | None) -> tuple[tuple[int, ...], str]:
+    """The checked start placement: ``start`` if given, else the pipeline heuristic's."""
+    if start is not None:
+        return check_placement(instance, start), "given"
+    from kvopt.heuristics import run_heuristic
+
+    result = run_heuristic("pipeline", instance)
+    if result.placement is None:
+        raise KvoptError(f"instance {instance.name!r}: the pipeline heuristic found no placement to start from")
+    return check_placement(instance, result.placement), "pipeline"
+
+
+# -- progress -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class LnsProgress:
+    """One iteration, as shown to a progress callback."""
+
+    iteration: int
+    seconds: float
+    peak_kvpr: float
+    accepted: bool
+    rule: str
+    neighbourhood: tuple[int, ...]
+
+
+class _Reporter:
+    """Sends ``LnsProgress`` to a callback, or draws a tqdm bar (only on a terminal)."""
+
+    def __init__(self, progress: Any, total: int | None) -> None:
+        self.callback: Callable[[LnsProgress], None] | None = None
+        self.bar = None
+        if callable(progress):
+            self.callback = progress
+        elif progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="lns", unit="it", disable=not sys.stderr.isatty())
+
+    def report(self, event: LnsProgress) -> None:
+        if self.callback is not None:
+            self.callback(event)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(peak=f"{event.peak_kvpr:.6g}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- the search ---------------------------------------------------------------------
+@dataclass
+class _SearchLog:
+    """Counters for ``Result.details``."""
+
+    iterations: int = 0
+    accepted: int = 0
+    sub_solves_not_optimal: int = 0
+    accepted_by_rule: dict[str, int] = field(default_factory=lambda: {r: 0 for r in RULES})
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # (iteration, seconds, peak)
+    stop_reason: str = "max_iterations"
+    proven_bound: Fraction | None = None
+
+
+def solve_lns(
+    instance: Instance,
+    *,
+    time_limit_s: float = 60.0,
+    seed: int = 0,
+    neighbourhood_gpus: int = 4,
+    sub_time_limit_s: float = 2.0,
+    start: Placement | None = None,
+    progress: Any = None,
+    max_iterations: int | None = None,
+    backend: str = "auto",
+    colgen_time_s: float = 0.0,
+) -> Result:
+    """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
+
+    ``time_limit_s`` bounds the whole run (start heuristic and bounds included);
+    ``max_iterations`` bounds the number of neighbourhood solves (use it for
+    results that do not depend on machine speed).  ``progress``: a callable
+    receiving ``LnsProgress`` per iteration, or truthy for a tqdm bar on a
+    terminal.  ``colgen_time_s`` > 0 also tries the column-generation bound
+    (when ``kvopt.exact.colgen`` exists) after the search.
+    """
+    _check_parameters(time_limit_s, neighbourhood_gpus, sub_time_limit_s, max_iterations)
+    clock = time.perf_counter()
+    gpu_of, start_source = start_placement(instance, start)
+    state = load_state(instance, gpu_of)
+    start_peak = float(state.gpu_kvpr.max())
+    root_bound = certified_lower_bound(instance)[0]
+    log = _SearchLog()
+    reporter = _Reporter(progress, max_iterations)
+    rng = np.random.default_rng(seed)
+    failures = {rule: 0 for rule in RULES}
+    log.history.append((0, time.perf_counter() - clock, start_peak))
+    try:
+        while True:
+            peak_gpus, peak = peak_gpu_set(instance, state)
+            stop = _stop_reason(log, peak, root_bound, max_iterations, time_limit_s - (time.perf_counter() - clock))
+            if stop is not None:
+                log.stop_reason = stop
+                break
+            rule = RULES[log.iterations % len(RULES)]
+            gpus = select_neighbourhood(
+                rule, peak_gpus=peak_gpus, gpu_kvpr=state.gpu_kvpr,
+                free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=neighbourhood_gpus,
+                attempt=failures[rule], rng=rng)
+            sub = extract_subproblem(instance, state.gpu_of, gpus)
+            remaining = time_limit_s - (time.perf_counter() - clock)
+            outcome = solve_subproblem(sub, backend=backend, time_limit_s=min(sub_time_limit_s, remaining),
+                                       seed=seed)
+            log.iterations += 1
+            accepted = outcome.new_kvpr is not None and accept_move(outcome.old_kvpr, outcome.new_kvpr)
+            _record(log, rule, outcome, accepted)
+            if accepted:
+                apply_move(instance, state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
+                failures = {r: 0 for r in RULES}
+                log.history.append((log.iterations, time.perf_counter() - clock, float(state.gpu_kvpr.max())))
+            else:
+                failures[rule] += 1
+            if len(gpus) == instance.num_gpus:
+                # The neighbourhood is the whole instance: its exact solve settles everything.
+                if outcome.status == "optimal" and outcome.new_kvpr is not None:
+                    optimum = max(outcome.new_kvpr)
+                    log.proven_bound = optimum if isinstance(optimum, Fraction) else None
+                if not accepted:
+                    log.stop_reason = "whole instance solved" if outcome.status == "optimal" else "no improving move"
+                    break
+            reporter.report(LnsProgress(log.iterations, time.perf_counter() - clock,
+                                        float(state.gpu_kvpr.max()), accepted, rule, gpus))
+    finally:
+        reporter.close()
+    return _final_result(instance, state, log, root_bound, clock, time_limit_s, colgen_time_s,
+                         start_peak=start_peak, start_source=start_source, seed=seed,
+                         neighbourhood_gpus=neighbourhood_gpus, sub_time_limit_s=sub_time_limit_s)
+
+
+def _check_parameters(time_limit_s: float, neighbourhood_gpus: int, sub_time_limit_s: float,
+                      max_iterations: int | None) -> None:
+    if not time_limit_s > 0:
+        raise KvoptError(f"field 'time_limit_s': must be > 0, got {time_limit_s!r}")
+    if not sub_time_limit_s > 0:
+        raise KvoptError(f"field 'sub_time_limit_s': must be > 0, got {sub_time_limit_s!r}")
+    if isinstance(neighbourhood_gpus, bool) or not isinstance(neighbourhood_gpus, int) or neighbourhood_gpus < 1:
+        raise KvoptError(f"field 'neighbourhood_gpus': must be an integer >= 1, got {neighbourhood_gpus!r}")
+    if max_iterations is not None and (isinstance(max_iterations, bool) or not isinstance(max_iterations, int)
+                                       or max_iterations < 0):
+        raise KvoptError(f"field 'max_iterations': must be an integer >= 0, got {max_iterations!r}")
+
+
+def _stop_reason(log: _SearchLog, peak: ExactKvpr, bound: Fraction, max_iterations: int | None,
+                 remaining_s: float) -> str | None:
+    """Why the search should stop before the next iteration, or None to go on."""
+    if peak == 0:
+        return "peak is 0"
+    if peak == bound:
+        return "peak equals the lower bound"
+    if log.proven_bound is not None and peak == log.proven_bound:
+        return "whole instance solved"
+    if max_iterations is not None and log.iterations >= max_iterations:
+        return "max_iterations"
+    if remaining_s < MIN_SUB_SOLVE_S:
+        return "time limit"
+    return None
+
+
+def _record(log: _SearchLog, rule: str, outcome: SubOutcome, accepted: bool) -> None:
+    if outcome.status != "optimal":
+        log.sub_solves_not_optimal += 1
+    if accepted:
+        log.accepted += 1
+        log.accepted_by_rule[rule] += 1
+
+
+def _final_result(instance: Instance, state: LoadState, log: _SearchLog, root_bound: Fraction, clock: float,
+                  time_limit_s: float, colgen_time_s: float, **info: Any) -> Result:
+    """Evaluate the final placement with ``kvopt.evaluate`` and attach the best certified bound."""
+    placement = Placement(tuple(state.gpu_of))
+    ev = evaluate(instance, placement)
+    peak_exact = ev.peak_kvpr_exact
+    bound, bound_source = root_bound, "root"
+    if log.proven_bound is not None and log.proven_bound > bound:
+        bound, bound_source = log.proven_bound, "exact solve of the whole instance"
+    if peak_exact is not None and bound < peak_exact and colgen_time_s > 0:
+        bound, bound_source = certified_lower_bound(instance, colgen_time_s=colgen_time_s, known=bound,
+                                                    target=peak_exact)
+    optimal = peak_exact is not None and peak_exact == bound
+    details = {
+        **info,
+        "iterations": log.iterations,
+        "accepted": log.accepted,
+        "accepted_by_rule": dict(log.accepted_by_rule),
+        "sub_solves_not_optimal": log.sub_solves_not_optimal,
+        "stop_reason": log.stop_reason,
+        "time_limit_s": time_limit_s,
+        "lower_bound_source": bound_source,
+        "history": list(log.history),
+    }
+    return Result(
+        instance=instance.name, method="lns", status="optimal" if optimal else "feasible",
+        placement=placement, peak_kvpr=ev.peak_kvpr, peak_kvpr_exact=peak_exact,
+        lower_bound=float(bound), lower_bound_exact=bound, gap=relative_gap(ev.peak_kvpr, float(bound)),
+        seconds=time.perf_counter() - clock, details=details,
+    )

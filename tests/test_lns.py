@@ -1,0 +1,205 @@
+"""Tests of the exact large-neighbourhood search (kvopt.lns)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kvopt.evaluate import evaluate, exact_gpu_kvpr, exact_peak_kvpr
+from kvopt.lns import (
+    RULES,
+    LnsProgress,
+    accept_move,
+    apply_move,
+    as_exact_kvpr,
+    extract_subproblem,
+    leximax_key,
+    load_state,
+    merge_back,
+    peak_gpu_set,
+    select_neighbourhood,
+    solve_lns,
+)
+from kvopt.model import Instance, KvoptError, Placement
+
+
+# -- helpers (independent of kvopt.lns) ---------------------------------------------------
+def brute_force_optimum(instance: Instance) -> Fraction:
+    """The exact optimal peak by trying every assignment (tiny instances only)."""
+    best: Fraction | None = None
+    caps = instance.capacities_exact
+    for gpu_of in itertools.product(range(instance.num_gpus), repeat=instance.num_models):
+        used = [Fraction(0)] * instance.num_gpus
+        for i, g in enumerate(gpu_of):
+            used[g] += instance.sizes_exact[i]
+        if any(u > c for u, c in zip(used, caps)):
+            continue
+        peak = exact_peak_kvpr(instance, gpu_of)
+        if peak is not None and (best is None or peak < best):
+            best = peak
+    assert best is not None
+    return best
+
+
+def first_fit(instance: Instance) -> tuple[int, ...]:
+    """A valid (usually poor) placement: largest model first onto the first GPU it fits."""
+    free = list(instance.capacities_exact)
+    gpu_of = [0] * instance.num_models
+    for i in sorted(range(instance.num_models), key=lambda i: -instance.sizes_exact[i]):
+        g = next(g for g in range(instance.num_gpus) if instance.sizes_exact[i] <= free[g])
+        free[g] -= instance.sizes_exact[i]
+        gpu_of[i] = g
+    return tuple(gpu_of)
+
+
+def make_instance(rows, caps, name="t") -> Instance:
+    return Instance.build(
+        [{"name": f"m{i}", "size_gb": s, "req_rate": r, "slo": slo} for i, (s, r, slo) in enumerate(rows)],
+        caps, name=name)
+
+
+@st.composite
+def placed_instances(draw, max_gpus=6, max_models=12):
+    """A random instance with a valid placement (models first-fit into roomy GPUs)."""
+    num_gpus = draw(st.integers(1, max_gpus))
+    caps = draw(st.lists(st.integers(40, 100), min_size=num_gpus, max_size=num_gpus))
+    num_models = draw(st.integers(1, max_models))
+    rows = draw(st.lists(st.tuples(st.integers(1, 20), st.integers(0, 9), st.integers(1, 9)),
+                         min_size=num_models, max_size=num_models))
+    total = sum(caps)
+    rows = [r for r in rows if r[0] <= min(caps)]
+    while sum(r[0] for r in rows) > total // 2:
+        rows.pop()
+    if not rows:
+        rows = [(1, 1, 1)]
+    inst = make_instance(rows, caps)
+    return inst, first_fit(inst)
+
+
+# -- acceptance -------------------------------------------------------------------
+def test_accept_move_is_the_leximax_order():
+    f = Fraction
+    assert accept_move([f(3), f(1)], [f(2), f(2)])  # the peak drops
+    assert accept_move([f(3), f(3), f(1)], [f(3), f(2), f(2)])  # fewer GPUs at the peak
+    assert not accept_move([f(3), f(1)], [f(1), f(3)])  # same values, other GPUs: no progress
+    assert not accept_move([f(2), f(2)], [f(3), f(0)])  # the peak rises
+    assert accept_move([math.inf, f(1)], [f(5), f(5)])  # a full GPU with demand is infinitely bad
+    with pytest.raises(KvoptError, match="old values"):
+        accept_move([f(1)], [f(1), f(2)])
+
+
+@given(st.lists(st.fractions(0, 10), min_size=1, max_size=6), st.data())
+def test_accepted_moves_never_raise_the_peak(old, data):
+    new = data.draw(st.lists(st.fractions(0, 10), min_size=len(old), max_size=len(old)))
+    if accept_move(old, new):
+        assert max(new) <= max(old)
+        assert leximax_key(new) != leximax_key(old)
+
+
+# -- state, peaks and neighbourhoods --------------------------------------------------
+def test_peak_set_uses_exact_ties():
+    # 0.1 + 0.2 != 0.3 in floats, but the two GPUs' KVPRs are both exactly 3/10 / 60.
+    inst = make_instance([(10, 0.1, 1), (10, 0.2, 1), (20, 0.3, 1), (5, 0.01, 1)], [80, 80, 80])
+    state = load_state(inst, (0, 0, 1, 2))
+    assert state.gpu_kvpr[0] != state.gpu_kvpr[1]
+    gpus, peak = peak_gpu_set(inst, state)
+    assert gpus == (0, 1)
+    assert peak == Fraction(3, 10) / 60
+
+
+def test_select_neighbourhood_rules():
+    kvpr = np.array([5.0, 1.0, 4.0, 0.5, 2.0, 0.7])
+    free = np.array([10.0, 30.0, 20.0, 5.0, 40.0, 25.0])
+    rng = np.random.default_rng(0)
+    pick = dict(peak_gpus=[0], gpu_kvpr=kvpr, free_mem=free, neighbourhood_gpus=3, rng=rng)
+    assert select_neighbourhood("least_loaded", attempt=0, **pick) == (0, 3, 5)
+    assert select_neighbourhood("least_loaded", attempt=1, **pick) == (0, 1, 4)
+    assert select_neighbourhood("least_loaded", attempt=2, **pick) == (0, 2, 3)  # window wraps round
+    assert select_neighbourhood("most_free_memory", attempt=0, **pick) == (0, 1, 4)
+    random_pick = select_neighbourhood("random", attempt=0, **pick)
+    assert len(random_pick) == 3 and 0 in random_pick
+    with pytest.raises(KvoptError, match="unknown"):
+        select_neighbourhood("biggest", attempt=0, **pick)
+
+
+def test_select_neighbourhood_keeps_tied_peaks_up_to_the_cap():
+    kvpr = np.array([5.0, 5.0, 5.0, 1.0, 2.0, 5.0])
+    free = np.ones(6)
+    rng = np.random.default_rng(0)
+    chosen = select_neighbourhood("least_loaded", peak_gpus=[0, 1, 2, 5], gpu_kvpr=kvpr, free_mem=free,
+                                  neighbourhood_gpus=3, attempt=0, rng=rng)
+    assert chosen == (0, 1, 2, 3, 4)  # three of the four peaks, then the two least loaded
+    whole = select_neighbourhood("random", peak_gpus=[0], gpu_kvpr=kvpr, free_mem=free,
+                                 neighbourhood_gpus=10, attempt=0, rng=rng)
+    assert whole == tuple(range(6))
+
+
+@given(placed_instances(), st.integers(1, 5), st.sampled_from(RULES), st.integers(0, 9), st.integers(0, 99))
+@settings(max_examples=60, deadline=None)
+def test_neighbourhood_holds_the_peak_and_distinct_gpus(case, size, rule, attempt, seed):
+    inst, gpu_of = case
+    state = load_state(inst, gpu_of)
+    peaks, _ = peak_gpu_set(inst, state)
+    chosen = select_neighbourhood(rule, peak_gpus=peaks, gpu_kvpr=state.gpu_kvpr,
+                                  free_mem=inst.capacities - state.used_mem, neighbourhood_gpus=size,
+                                  attempt=attempt, rng=np.random.default_rng(seed))
+    assert len(set(chosen)) == len(chosen) == min(inst.num_gpus, min(len(peaks), size) + size - 1)
+    assert set(peaks[:size]) <= set(chosen)
+    assert list(chosen) == sorted(chosen)
+
+
+# -- sub-instances ------------------------------------------------------------------
+@given(placed_instances(), st.data())
+@settings(max_examples=60, deadline=None)
+def test_extract_and_merge_round_trip(case, data):
+    inst, gpu_of = case
+    used = sorted(set(gpu_of))
+    gpus = data.draw(st.lists(st.sampled_from(range(inst.num_gpus)), min_size=1, unique=True)
+                     .filter(lambda gs: any(g in used for g in gs)))
+    sub = extract_subproblem(inst, gpu_of, gpus)
+    assert merge_back(gpu_of, sub, sub.start.gpu_of) == tuple(gpu_of)
+    assert set(sub.models) == {i for i, g in enumerate(gpu_of) if g in gpus}
+    # The sub-instance's KVPRs are the global KVPRs of the same GPUs.
+    global_kvpr = exact_gpu_kvpr(inst, gpu_of)
+    assert exact_gpu_kvpr(sub.instance, sub.start.gpu_of) == [global_kvpr[g] for g in sub.gpus]
+    assert sub.instance.gpu_mem_gb == tuple(inst.gpu_mem_gb[g] for g in sub.gpus)
+
+
+@given(placed_instances(), st.data())
+@settings(max_examples=60, deadline=None)
+def test_apply_move_matches_a_fresh_state(case, data):
+    inst, gpu_of = case
+    gpus = sorted(set(gpu_of))[:3] + [g for g in range(inst.num_gpus) if g not in gpu_of][:1]
+    sub = extract_subproblem(inst, gpu_of, gpus)
+    # Any reshuffle of the sub-models among the sub-GPUs (memory is not the point here).
+    new_local = tuple(data.draw(st.integers(0, len(sub.gpus) - 1)) for _ in sub.models)
+    state = load_state(inst, gpu_of)
+    apply_move(inst, state, sub, new_local)
+    fresh = load_state(inst, merge_back(gpu_of, sub, new_local))
+    assert state.gpu_of == fresh.gpu_of
+    assert [sorted(m) for m in state.models_on] == fresh.models_on
+    assert state.used_exact == fresh.used_exact and state.demand_exact == fresh.demand_exact
+    np.testing.assert_allclose(state.used_mem, fresh.used_mem)
+    np.testing.assert_allclose(state.gpu_kvpr, fresh.gpu_kvpr)
+
+
+def test_extract_rejects_bad_neighbourhoods():
+    inst = make_instance([(10, 1, 1), (10, 1, 1)], [80, 80, 80])
+    with pytest.raises(KvoptError, match="listed twice"):
+        extract_subproblem(inst, (0, 1), [0, 0])
+    with pytest.raises(KvoptError, match="no model"):
+        extract_subproblem(inst, (0, 1), [2])
+    sub = extract_subproblem(inst, (0, 1), [0, 2])
+    with pytest.raises(KvoptError, match="out of range"):
+        merge_back((0, 1), sub, (2,))
+
+
+def test_as_exact_kvpr_maps_infinity():
+    assert as_exact_kvpr(None) == math.inf
+    assert as_exact_kvpr(Fraction(1, 3)) == Fraction(1, 3)
