@@ -214,36 +214,128 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 # -- evaluation of programs, reports, regressions ----------------------------------
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a placement program against proven optima")
-    p.add_argument("program", help="PROGRAM.py, a kvopt heuristic name, or pkg.module:function")
-    p.add_argument("--suite", action="append", help="suite name (repeatable; default: adrs50)")
+    p = sub.add_parser("evaluate", help="score a placement program against proven optima",
+                       description="Run PROGRAM on every case of the suites (each call in a separate, limited "
+                                   "process) and report per case: valid or why not, peak KVPR, reference "
+                                   "optimum, gap. Exit 0 when every case is valid, 1 otherwise, 2 for bad input.")
+    p.add_argument("program", help="PROGRAM.py defining compute_model_placement(gpu_num, models), "
+                                   "a kvopt heuristic name (greedy, pipeline), or pkg.module:function")
+    p.add_argument("--suite", action="append", help="suite name or folder of instance files "
+                                                    "(repeatable; default: adrs50)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per case (default: 10)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per case in MB "
+                                                               "(default: 2048; 0 = none)")
+    p.add_argument("--solve-missing", action="store_true",
+                   help="solve cases without a stored reference optimum exactly (slow on big cases)")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
+    p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
+    p.add_argument("--json", action="store_true", help="print {summary, cases} as JSON")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    raise KvoptError("evaluate: not available yet")
+    from kvopt.bench.evaluate import all_valid, evaluate_program, evaluation_json, format_evaluation
+    from kvopt.bench.executors import LocalExecutor, default_jobs
+    from kvopt.bench.progress import progress_wanted
+    from kvopt.bench.results import dumps
+    from kvopt.bench.runner import RunSettings
+    from kvopt.bench.sandbox import Limits
+
+    if args.jobs is not None and args.jobs < 1:
+        raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
+    if args.timeout <= 0:
+        raise KvoptError(f"--timeout: must be > 0, got {args.timeout}")
+    settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                           exact_time_limit_s=args.time_limit)
+    document = evaluate_program(args.program, args.suite or ["adrs50"], settings,
+                                executor=LocalExecutor(args.jobs or default_jobs()),
+                                progress=progress_wanted(args.json), solve_missing=args.solve_missing)
+    print(dumps(evaluation_json(document)) if args.json else format_evaluation(document))
+    return EXIT_OK if all_valid(document) else EXIT_FAILED
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="gap report of methods and programs over suites")
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("report", help="gap report of methods and programs over suites",
+                       description="Run methods and programs on suites and write report.md, report.html "
+                                   "(plots embedded), results.json and results.csv into --out.")
+    p.add_argument("--methods", default="greedy,pipeline",
+                   help="comma-separated kvopt heuristics and/or exact (default: greedy,pipeline)")
+    p.add_argument("--programs", default="", help="comma-separated program files or pkg.module:function")
+    p.add_argument("--suite", action="append", help="suite name or folder (repeatable; default: adrs50)")
+    p.add_argument("--out", required=True, help="output folder, e.g. reports/adrs50")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per program call (default: 10)")
+    p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program call in MB")
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
+    p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
+    p.add_argument("--json", action="store_true", help="print the per-method summary as JSON")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    raise KvoptError("report: not available yet")
+    from kvopt.bench.executors import LocalExecutor, default_jobs
+    from kvopt.bench.progress import progress_wanted
+    from kvopt.bench.report import summary_table, write_report
+    from kvopt.bench.results import dumps, run_benchmark
+    from kvopt.bench.runner import RunSettings, method_from_name, method_from_program
+    from kvopt.bench.sandbox import Limits
+    from kvopt.tables import format_table
+
+    if args.jobs is not None and args.jobs < 1:
+        raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
+    settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
+                           exact_time_limit_s=args.time_limit)
+    method_names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    program_names = [p.strip() for p in args.programs.split(",") if p.strip()]
+    methods = [method_from_name(m) for m in method_names]
+    methods += [method_from_program(p, settings.limits) for p in program_names]
+    suites = args.suite or ["adrs50"]
+    command = " ".join(["kvopt report", *[f"--suite {s}" for s in suites], f"--methods {','.join(method_names)}",
+                        *([f"--programs {','.join(program_names)}"] if program_names else []), f"--out {args.out}"])
+    document = run_benchmark(suites, methods, settings, executor=LocalExecutor(args.jobs or default_jobs()),
+                             progress=progress_wanted(args.json), command=command)
+    paths = write_report(document, args.out)
+    if args.json:
+        print(dumps({"summary": document["summary"], "by_suite": document["by_suite"],
+                     "wall_seconds": document["wall_seconds"], "files": [str(p) for p in paths]}))
+    else:
+        print(format_table(*summary_table(document), align="lrrrrrrrrr"))
+        print(f"\nwrote {args.out}/report.md, report.html, results.json, results.csv "
+              f"({document['wall_seconds']:.1f} s)")
+    return EXIT_OK
 
 
 def add_regress_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("regress", help="re-run a baseline and fail if any gap got worse")
-    p.add_argument("--baseline", required=True)
+    p = sub.add_parser("regress", help="re-run a baseline and fail if any gap got worse",
+                       description="Re-run the methods of a results.json on its cases; exit 1 when a gap got "
+                                   "worse beyond --tolerance, a valid case became invalid, or the number of "
+                                   "optimal cases dropped. Prints the cases that changed.")
+    p.add_argument("--baseline", required=True, help="results.json written by kvopt report")
+    p.add_argument("--tolerance", type=float, default=1e-9, help="allowed gap increase (default: 1e-9)")
+    p.add_argument("--out", help="also write the new run's report into this folder")
+    p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
+    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_regress)
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    raise KvoptError("regress: not available yet")
+    from kvopt.bench.executors import LocalExecutor, default_jobs
+    from kvopt.bench.progress import progress_wanted
+    from kvopt.bench.regress import compare_results, comparison_json, format_comparison, rerun_baseline
+    from kvopt.bench.report import write_report
+    from kvopt.bench.results import dumps, read_results
+
+    if args.jobs is not None and args.jobs < 1:
+        raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
+    if args.tolerance < 0:
+        raise KvoptError(f"--tolerance: must be >= 0, got {args.tolerance}")
+    baseline = read_results(args.baseline)
+    current = rerun_baseline(baseline, executor=LocalExecutor(args.jobs or default_jobs()),
+                             progress=progress_wanted(args.json), command=f"kvopt regress --baseline {args.baseline}")
+    comparison = compare_results(baseline, current, args.tolerance)
+    if args.out:
+        write_report(current, args.out)
+    print(dumps(comparison_json(comparison, current)) if args.json else format_comparison(comparison))
+    return EXIT_FAILED if comparison.regressed else EXIT_OK
 
 
 PARSERS: Sequence[Callable[[argparse._SubParsersAction], None]] = (

@@ -151,11 +151,13 @@ def select_neighbourhood(
     neighbourhood_gpus: int,
     attempt: int,
     rng: np.random.Generator,
+    max_peak_gpus: int | None = None,
 ) -> tuple[int, ...]:
-    """The GPUs of one neighbourhood, in increasing index order.
+    """The ``neighbourhood_gpus`` GPUs of one neighbourhood (all GPUs if fewer), in increasing index order.
 
-    The head is the peak GPUs (the first ``neighbourhood_gpus`` of them); then
-    ``neighbourhood_gpus - 1`` further GPUs (fewer if the cluster is smaller):
+    The head is the peak GPUs, at most ``max_peak_gpus`` of them (default
+    ``ceil(neighbourhood_gpus / 2)``, so there are always receivers); the rest
+    of the neighbourhood is filled by the rule:
 
     - ``least_loaded``: lowest KVPR first (ties: lower index);
     - ``most_free_memory``: largest ``C_g - S_g`` first (ties: lower index);
@@ -167,12 +169,14 @@ def select_neighbourhood(
     """
     if neighbourhood_gpus < 1:
         raise KvoptError(f"field 'neighbourhood_gpus': must be >= 1, got {neighbourhood_gpus}")
+    if max_peak_gpus is None:
+        max_peak_gpus = (neighbourhood_gpus + 1) // 2
     num_gpus = len(gpu_kvpr)
-    head = [int(g) for g in peak_gpus[:neighbourhood_gpus]]
+    head = [int(g) for g in peak_gpus[:max(1, max_peak_gpus)]]
     in_head = np.zeros(num_gpus, dtype=bool)
     in_head[head] = True
     others = np.nonzero(~in_head)[0]
-    fill_count = min(neighbourhood_gpus - 1, len(others))
+    fill_count = min(neighbourhood_gpus - len(head), len(others))
     if fill_count <= 0:
         return tuple(sorted(head))
     if rule == "random":
@@ -185,6 +189,15 @@ def select_neighbourhood(
     else:
         raise KvoptError(f"neighbourhood rule {rule!r}: unknown; known rules: {', '.join(RULES)}")
     return tuple(sorted(head + [int(g) for g in fill]))
+
+
+def neighbourhood_size(base_gpus: int, failures: int, *, grow_after: int, max_gpus: int) -> int:
+    """Neighbourhood size after ``failures`` rejected moves in a row: one GPU more per ``grow_after``.
+
+    ``min(max_gpus, base_gpus + failures // grow_after)``: a search that stalls
+    looks at larger neighbourhoods; any accepted move resets ``failures`` to 0.
+    """
+    return max(base_gpus, min(max_gpus, base_gpus + failures // max(1, grow_after)))
 
 
 @dataclass(frozen=True)
@@ -310,8 +323,10 @@ def certified_lower_bound(instance: Instance, *, colgen_time_s: float = 0.0,
         if exc.name not in ("kvopt.exact.colgen", "kvopt.exact"):
             raise
         return bound, source
-    colgen_bound = colgen_lower_bound(instance, time_limit_s=colgen_time_s)
-    if colgen_bound is not None and colgen_bound > bound:
+    found = colgen_lower_bound(instance, upper=target, time_limit_s=colgen_time_s)
+    # A ColgenBound carries ``.bound`` (the mediant or a verified certificate: both valid bounds).
+    colgen_bound = getattr(found, "bound", found)
+    if isinstance(colgen_bound, Fraction) and colgen_bound > bound:
         return colgen_bound, "colgen"
     return bound, source
 
@@ -392,6 +407,8 @@ def solve_lns(
     max_iterations: int | None = None,
     backend: str = "auto",
     colgen_time_s: float = 0.0,
+    max_neighbourhood_gpus: int | None = None,
+    grow_after: int = 12,
 ) -> Result:
     """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
 
@@ -411,7 +428,10 @@ def solve_lns(
     log = _SearchLog()
     reporter = _Reporter(progress, max_iterations)
     rng = np.random.default_rng(seed)
-    failures = {rule: 0 for rule in RULES}
+    failures = {rule: 0 for rule in RULES}  # rejected moves per rule since the last accepted one
+    stall = 0  # rejected moves in a row
+    if max_neighbourhood_gpus is None:
+        max_neighbourhood_gpus = 2 * neighbourhood_gpus
     log.history.append((0, time.perf_counter() - clock, start_peak))
     try:
         while True:
@@ -421,9 +441,11 @@ def solve_lns(
                 log.stop_reason = stop
                 break
             rule = RULES[log.iterations % len(RULES)]
+            size = neighbourhood_size(neighbourhood_gpus, stall, grow_after=grow_after,
+                                      max_gpus=max_neighbourhood_gpus)
             gpus = select_neighbourhood(
                 rule, peak_gpus=peak_gpus, gpu_kvpr=state.gpu_kvpr,
-                free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=neighbourhood_gpus,
+                free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=size,
                 attempt=failures[rule], rng=rng)
             sub = extract_subproblem(instance, state.gpu_of, gpus)
             remaining = time_limit_s - (time.perf_counter() - clock)
@@ -435,9 +457,11 @@ def solve_lns(
             if accepted:
                 apply_move(instance, state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
                 failures = {r: 0 for r in RULES}
+                stall = 0
                 log.history.append((log.iterations, time.perf_counter() - clock, float(state.gpu_kvpr.max())))
             else:
                 failures[rule] += 1
+                stall += 1
             if len(gpus) == instance.num_gpus:
                 # The neighbourhood is the whole instance: its exact solve settles everything.
                 if outcome.status == "optimal" and outcome.new_kvpr is not None:

@@ -76,6 +76,7 @@ class ProgramFailure(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+        self.seconds: float | None = None
 
 
 def short_repr(value) -> str:
@@ -248,9 +249,20 @@ def probe(job: dict) -> dict:
     return {"ok": True, "style": style, "accepts_gpu_mem": accepts_gpu_mem, "params": params}
 
 
+def seed_random_generators() -> None:
+    """Fixed seeds, so an unseeded randomized program gives the same answer on every run."""
+    import random
+
+    random.seed(0)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:  # only when the program uses it: importing numpy costs ~0.1 s
+        numpy.random.seed(0)
+
+
 def run(job: dict) -> dict:
     module = call_guarded(lambda: load_module(job["kind"], job["target"]), "while loading the program")
     fn = entry_function(job["kind"], job["target"], module)
+    seed_random_generators()
     style, accepts_gpu_mem, _ = function_style(job["kind"], fn)
     if style == "instance":
         return run_instance_style(fn, job)
@@ -262,9 +274,7 @@ def run(job: dict) -> dict:
     originals = [Model(m["model_name"], m["model_size"], m["req_rate"], m["slo"]) for m in job["models"]]
     models_arg = list(originals)  # the program may sort or edit its list freely
     kwargs = {"gpu_mem": list(gpu_mem)} if accepts_gpu_mem else {}
-    start = time.perf_counter()
-    placement = call_guarded(lambda: fn(gpu_num, models_arg, **kwargs), f"in {getattr(fn, '__name__', 'the function')}")
-    seconds = time.perf_counter() - start
+    placement, seconds = timed_call(lambda: fn(gpu_num, models_arg, **kwargs), fn)
     gpu_lists = call_guarded(lambda: convert_gpu_lists(placement, originals), "while its result was read")
     return {"ok": True, "gpu_lists": gpu_lists, "after": watched_values(originals), "seconds": seconds}
 
@@ -273,11 +283,20 @@ def run_instance_style(fn, job: dict) -> dict:
     from kvopt.io import instance_from_dict
 
     instance = instance_from_dict(job["instance"])
-    start = time.perf_counter()
-    result = call_guarded(lambda: fn(instance), f"in {getattr(fn, '__name__', 'the function')}")
-    seconds = time.perf_counter() - start
+    result, seconds = timed_call(lambda: fn(instance), fn)
     gpu_lists = call_guarded(lambda: placement_from_instance_style(result), "while its result was read")
     return {"ok": True, "gpu_lists": gpu_lists, "after": None, "seconds": seconds}
+
+
+def timed_call(thunk, fn):
+    """``(value, seconds)`` of the user's call; a failure carries the seconds until it failed."""
+    start = time.perf_counter()
+    try:
+        value = call_guarded(thunk, f"in {getattr(fn, '__name__', 'the function')}")
+    except ProgramFailure as failure:
+        failure.seconds = time.perf_counter() - start
+        raise
+    return value, time.perf_counter() - start
 
 
 _ballast: bytearray | None = None
@@ -311,6 +330,8 @@ def main(argv: list[str]) -> int:
         answer = probe(job) if job["mode"] == "probe" else run(job)
     except ProgramFailure as failure:
         answer = {"ok": False, "failure": failure.code, "reason": failure.reason}
+        if failure.seconds is not None:
+            answer["seconds"] = failure.seconds
     _ballast = None
     payload = json.dumps(answer, allow_nan=False).encode()
     with os.fdopen(result_fd, "wb", closefd=True) as channel:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -56,8 +57,13 @@ def run_benchmark(
     progress: bool = False,
     solve_missing: bool = False,
     command: str | None = None,
+    only_cases: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Run every method on every case of the suites and return the results document."""
+    """Run every method on every case of the suites and return the results document.
+
+    ``only_cases`` (``{suite key: [case, ...]}``) restricts the run to those cases
+    (``kvopt regress`` re-runs exactly the cases of its baseline).
+    """
     if not methods:
         raise KvoptError("no methods to run")
     names = [m.name for m in methods]
@@ -65,6 +71,8 @@ def run_benchmark(
         raise KvoptError(f"methods: each method may appear once, got {', '.join(names)}")
     start = time.perf_counter()
     suites = load_all(suite_names)
+    if only_cases is not None:
+        suites = [restrict(s, only_cases.get(s.key, ())) for s in suites]
     wants_refs = solve_missing and not any(m.kind == "exact" for m in methods)
     tasks, skipped = build_tasks(suites, methods, settings,
                                  reference_cases=missing_reference_cases(suites) if wants_refs else ())
@@ -86,6 +94,12 @@ def run_benchmark(
         "skipped": [s.to_json() for s in skipped],
         "wall_seconds": time.perf_counter() - start,
     }
+
+
+def restrict(suite: SuiteCases, cases: Sequence[str]) -> SuiteCases:
+    """The suite with only the named cases (in the suite's order)."""
+    wanted = set(cases)
+    return replace(suite, instances=tuple(i for i in suite.instances if i.name in wanted))
 
 
 def method_records(document: Mapping[str, Any], method: str) -> list[dict[str, Any]]:

@@ -153,7 +153,7 @@ def to_pulp(model: LinearModel) -> tuple[Any, list[Any]]:
     for j, name in enumerate(model.col_names):
         cat = "Binary" if model.integer[j] and model.col_lower[j] == 0 and model.col_upper[j] == 1 else (
             "Integer" if model.integer[j] else "Continuous")
-        variables.append(pulp.LpVariable(name, lowBound=model.col_lower[j], upBound=model.col_upper[j], cat=cat))
+        variables.append(prob.add_variable(name, model.col_lower[j], model.col_upper[j], cat=cat))
     prob += pulp.lpSum(c * v for c, v in zip(model.objective, variables) if c != 0)
     for row in model.rows:
         expr = pulp.LpAffineExpression([(variables[j], c) for j, c in zip(row.cols, row.coefs)])
@@ -244,4 +244,4 @@ def export_model(instance: Instance, target: Fraction, path: str | Path, fmt: st
         prob.writeLP(str(out))
     else:
         prob.writeMPS(str(out))
-    return ExportInfo(out, fmt, model, linear.num_cols, len(prob.constraints), float(_max_abs_coefficient(linear)))
+    return ExportInfo(out, fmt, model, linear.num_cols, prob.numConstraints(), float(_max_abs_coefficient(linear)))

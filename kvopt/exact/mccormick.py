@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from fractions import Fraction
 from typing import Sequence
 
@@ -263,8 +264,11 @@ def _solve_cbc(model: LinearModel, start: Sequence[float], time_limit_s: float
     prob, variables = to_pulp(model)
     for var, value in zip(variables, start):
         var.setInitialValue(value)
-    prob.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, warmStart=True,
-                                 gapRel=SOLVER_GAP, gapAbs=1e-12))
+    with warnings.catch_warnings():  # PuLP 3.x flags PULP_CBC_CMD as deprecated; it is the bundled CBC
+        warnings.simplefilter("ignore", DeprecationWarning)
+        cbc = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, warmStart=True,
+                                gapRel=SOLVER_GAP, gapAbs=1e-12)
+    prob.solve(cbc)
     status = pulp.LpStatus[prob.status]
     has_solution = prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
     values = [var.value() or 0.0 for var in variables] if has_solution else None

@@ -62,6 +62,7 @@ check (~1 s total).  See ``bench_adrs50``.
 from __future__ import annotations
 
 import time
+import warnings
 from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
@@ -187,27 +188,29 @@ def _maximal_patterns(items: _SearchItems, limits: _Limits, cap: int) -> list[tu
 
 def _branch_maximal(items: _SearchItems, limits: _Limits, k: int, load: int, has_demand: bool,
                     chosen: list[int], excluded: list[int], out: list[tuple[int, ...]], cap: int) -> None:
-    """Decide item ``k``; a leaf is kept iff no excluded item can be added to it.
+    """Decide item ``k``; a leaf is kept iff no (voluntarily) excluded item can be added to it.
 
+    Items that do not fit now never fit later (the load and the demand flag only
+    grow), so they are skipped without branching and need no maximality check.
     Prune: an item excluded at load ``load`` still fits at the leaf if even taking
     every later item leaves room for it (``load + w_k + suffix_{k+1} <= loaded``
     limit, the smaller one), so such a subtree has no maximal leaf.
     """
     n = len(items.weight)
+    while k < n and load + items.weight[k] > limits.of(has_demand or items.has_demand[k]):
+        k += 1
     if k == n:
         if chosen and _is_maximal(items, limits, load, has_demand, excluded):
             out.append(tuple(chosen))
             if len(out) > cap:
                 raise PatternCapExceeded(f"more than {cap} patterns")
         return
-    weight = items.weight[k]
-    new_demand = has_demand or items.has_demand[k]
-    if load + weight <= limits.of(new_demand):
-        chosen.append(k)
-        _branch_maximal(items, limits, k + 1, load + weight, new_demand, chosen, excluded, out, cap)
-        chosen.pop()
-        if load + items.suffix_weight[k] <= limits.loaded:
-            return  # excluding k: k would still fit on top of everything else
+    chosen.append(k)
+    _branch_maximal(items, limits, k + 1, load + items.weight[k], has_demand or items.has_demand[k],
+                    chosen, excluded, out, cap)
+    chosen.pop()
+    if load + items.suffix_weight[k] <= limits.loaded:
+        return  # excluding k: k would still fit on top of everything else
     excluded.append(k)
     _branch_maximal(items, limits, k + 1, load, has_demand, chosen, excluded, out, cap)
     excluded.pop()
@@ -230,7 +233,10 @@ def class_patterns(rows: TargetRows, classes: Sequence[CapacityClass], *, maxima
     for cls in classes:
         row_cap = rows.capacity[cls.gpus[0]]
         limits = _limits(rows, row_cap)
-        raw = _maximal_patterns(items, limits, remaining) if maximal else _all_patterns(items, limits, remaining)
+        try:
+            raw = _maximal_patterns(items, limits, remaining) if maximal else _all_patterns(items, limits, remaining)
+        except RecursionError:  # patterns with ~1000 branch points: far too many anyway
+            raise PatternCapExceeded("pattern search too deep") from None
         remaining -= len(raw)
         patterns = tuple(tuple(sorted(items.model[k] for k in pat)) for pat in raw)
         found.append(ClassPatterns(cls, patterns))
@@ -332,7 +338,7 @@ def solve_cover_pulp(num_models: int, patterns: Sequence[tuple[int, ...]], class
     import pulp
 
     prob = pulp.LpProblem("setpart", pulp.LpMinimize)
-    y = [pulp.LpVariable(f"y{j}", cat="Binary") for j in range(len(patterns))]
+    y = [prob.add_variable(f"y{j}", 0, 1, cat="Binary") for j in range(len(patterns))]
     prob += pulp.lpSum([])
     covering: list[list[pulp.LpVariable]] = [[] for _ in range(num_models)]
     per_class: list[list[pulp.LpVariable]] = [[] for _ in class_counts]
@@ -346,7 +352,9 @@ def solve_cover_pulp(num_models: int, patterns: Sequence[tuple[int, ...]], class
     for c, cols in enumerate(per_class):
         prob += pulp.lpSum(cols) <= class_counts[c], f"class_{c}"
     if solver == "cbc":
-        backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
+        with warnings.catch_warnings():  # PuLP 3.x flags PULP_CBC_CMD as deprecated; it is the bundled CBC
+            warnings.simplefilter("ignore", DeprecationWarning)
+            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
     else:
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
     prob.solve(backend)
@@ -391,7 +399,10 @@ def search_partition(rows: TargetRows, classes: Sequence[CapacityClass], node_li
                           tuple(len(c.gpus) for c in classes))
     budget = [node_limit]
     uncovered = (1 << len(items.weight)) - 1
-    fills = _complete(problem, uncovered, problem.counts, set(), budget)
+    try:
+        fills = _complete(problem, uncovered, problem.counts, set(), budget)
+    except RecursionError:  # one stack frame per GPU: very large instances
+        raise NodeLimitReached from None
     nodes = node_limit - budget[0]
     if fills is None:
         return "infeasible", None, nodes
@@ -457,19 +468,20 @@ def _fill_branch(items: _SearchItems, limits: _Limits, candidates: Sequence[int]
                  load: int, has_demand: bool, chosen: list[int], excluded: list[int],
                  out: list[tuple[int, ...]]) -> None:
     """Include/exclude over ``candidates`` (weights descending), as in ``_branch_maximal``."""
-    if j == len(candidates):
+    num = len(candidates)
+    while j < num and load + items.weight[candidates[j]] > limits.of(has_demand or items.has_demand[candidates[j]]):
+        j += 1
+    if j == num:
         if _is_maximal(items, limits, load, has_demand, excluded):
             out.append(tuple(chosen))
         return
     k = candidates[j]
-    new_demand = has_demand or items.has_demand[k]
-    if load + items.weight[k] <= limits.of(new_demand):
-        chosen.append(k)
-        _fill_branch(items, limits, candidates, suffix, j + 1, load + items.weight[k], new_demand,
-                     chosen, excluded, out)
-        chosen.pop()
-        if load + suffix[j] <= limits.loaded:
-            return
+    chosen.append(k)
+    _fill_branch(items, limits, candidates, suffix, j + 1, load + items.weight[k],
+                 has_demand or items.has_demand[k], chosen, excluded, out)
+    chosen.pop()
+    if load + suffix[j] <= limits.loaded:
+        return
     excluded.append(k)
     _fill_branch(items, limits, candidates, suffix, j + 1, load, has_demand, chosen, excluded, out)
     excluded.pop()
@@ -724,3 +736,41 @@ def _feasible_result(instance: Instance, gpu_of: Sequence[int], peak: Fraction, 
     gap = float(peak / lower - 1) if lower > 0 else None
     return Result(instance.name, "setpart", "feasible", Placement(tuple(gpu_of)), float(peak), peak,
                   float(lower), lower, gap, time.perf_counter() - t0, details)
+
+
+# -- benchmark (python -m kvopt.exact.setpart) -------------------------------------------
+def bench_adrs50(path: str = "reports/setpart_bench.md", solvers: Sequence[str] = ("auto", "highs", "pulp-highs", "cbc")
+                 ) -> str:
+    """Time ``minimize_peak_setpart`` on all adrs50 cases per solver; write a markdown table to ``path``."""
+    from pathlib import Path
+
+    from kvopt.suites.adrs50 import generate_adrs50
+
+    cases = generate_adrs50()
+    lines = ["# Set-partitioning backend on adrs50 (50 cases, exact optimum by candidate search)", "",
+             "| solver | total s | checks | ms/check | all optimal | mean optimal peak |",
+             "|---|---|---|---|---|---|"]
+    optima: list[Fraction] = []
+    for solver in solvers:
+        backend = SetPartitionBackend(solver=solver)
+        t0 = time.perf_counter()
+        results = [minimize_peak_setpart(inst, backend=backend) for inst in cases]
+        total = time.perf_counter() - t0
+        checks = sum(r.details.get("checks", 0) for r in results)
+        optima = [r.peak_kvpr_exact for r in results]
+        mean = sum(optima) / len(optima)
+        lines.append(f"| {solver} | {total:.3f} | {checks} | {1000 * total / max(checks, 1):.2f} | "
+                     f"{all(r.status == 'optimal' for r in results)} | {float(mean):.7f} |")
+    lines += ["", "Pattern counts at the optimum T* (per case, all classes):", "",
+              "| | min | mean | max |", "|---|---|---|---|"]
+    for label, maximal in (("all patterns", False), ("maximal patterns", True)):
+        counts = [count_patterns(inst, t, DEFAULT_PATTERN_CAP, maximal=maximal) for inst, t in zip(cases, optima)]
+        lines.append(f"| {label} | {min(counts)} | {sum(counts) / len(counts):.0f} | {max(counts)} |")
+    text = "\n".join(lines) + "\n"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    print(bench_adrs50())

@@ -24,13 +24,16 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.evaluate import kvpr, kvpr_vector
-from kvopt.heuristics.state import LoadState, fits_memory
+from kvopt.evaluate import kvpr, kvpr_vector, peak_kvpr
+from kvopt.heuristics.state import MEM_REL_TOL, LoadState, fits_memory
 from kvopt.model import Instance, KvoptError, Placement
 
 INF = math.inf
 
 ORDERS = ("weight", "size", "demand")
+# Past ~2^20 times the lower bound the weights n_i + T s_i are proportional to the
+# sizes (a pure memory packing): doubling further changes nothing.
+MAX_DOUBLINGS = 20
 RULES = ("worst_fit", "best_fit")
 
 
@@ -138,13 +141,6 @@ class PackingOutcome:
     rounds: int
 
 
-def _peak_of(instance: Instance, gpu_of: Sequence[int]) -> float:
-    idx = np.asarray(gpu_of, dtype=np.int64)
-    used_mem = np.bincount(idx, weights=instance.sizes, minlength=instance.num_gpus)
-    demand = np.bincount(idx, weights=instance.demands, minlength=instance.num_gpus)
-    return float(kvpr_vector(demand, instance.capacities - used_mem).max())
-
-
 class _TargetPacker:
     """Tries every (order, rule) at a target and keeps the lowest real peak."""
 
@@ -168,7 +164,7 @@ class _TargetPacker:
                 gpu_of = _PACKERS[rule](self.sizes, self.demands, self.capacities, target, order)
                 if gpu_of is None:
                     continue
-                peak = _peak_of(self.instance, gpu_of)
+                peak = peak_kvpr(self.instance, gpu_of)
                 if best is None or peak < best[1]:
                     best = (gpu_of, peak)
         return best
@@ -184,7 +180,7 @@ def parametric_packing(instance: Instance, *, max_rounds: int = 40, rel_tol: flo
     Stops after ``max_rounds`` packing targets or when ``peak <= lower (1 + rel_tol)``.
     ``start_target`` (e.g. a known placement's peak) is where the search for a
     first packing starts; without it, at twice the lower bound.
-    Returns ``None`` when no target up to ``2^40`` times the start packs.
+    Returns ``None`` when no target up to ``2^MAX_DOUBLINGS`` times the start packs.
     """
     packer = _TargetPacker(instance, orders, rules)
     lower = simple_lower_bound(instance)
@@ -198,7 +194,7 @@ def parametric_packing(instance: Instance, *, max_rounds: int = 40, rel_tol: flo
         else 2.0 * lower
     rounds = 0
     found = None
-    for _ in range(40):
+    for _ in range(MAX_DOUBLINGS):
         rounds += 1
         found = packer.best_at(target)
         if found is not None:
@@ -236,18 +232,21 @@ class _PackingSearch:
     A GPU's future is fully described by its slack ``T (C_g - S_g) - N_g`` (memory is
     implied), so GPUs with equal slack are interchangeable: only one of them is tried
     per item.  A branch is cut when the remaining weight exceeds the total slack.
-    Items go largest first; GPUs are tried tightest first (best fit).
+    Items go largest first; GPUs are tried loosest first (worst fit: balanced packings,
+    so a packing found at ``T`` tends to have a real peak well below ``T``).
     """
 
-    def __init__(self, weights: list[float], capacities: list[float], target: float, node_limit: int) -> None:
-        self.order = sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+    def __init__(self, weights: list[float], capacities: list[float], target: float, node_limit: int,
+                 order: list[int] | None = None, tightest_first: bool = False) -> None:
+        self.order = order if order is not None else sorted(range(len(weights)), key=lambda i: (-weights[i], i))
+        self.tightest_first = tightest_first
         self.weights = weights
         self.slack = [target * cap for cap in capacities]
         # suffix[k] = total weight of the items from position k on.
         self.suffix = [0.0] * (len(self.order) + 1)
         for pos in range(len(self.order) - 1, -1, -1):
             self.suffix[pos] = self.suffix[pos + 1] + weights[self.order[pos]]
-        self.lightest = weights[self.order[-1]] if self.order else 0.0
+        self.lightest = min(weights) if weights else 0.0
         self.gpu_of = [0] * len(weights)
         self.node_limit = node_limit
         self.nodes = 0
@@ -275,7 +274,8 @@ class _PackingSearch:
         model = self.order[pos]
         weight = self.weights[model]
         slack = self.slack
-        options = sorted((slack[g], g) for g in range(len(slack)) if slack[g] >= weight)
+        options = sorted(((slack[g], g) for g in range(len(slack)) if slack[g] >= weight),
+                         reverse=not self.tightest_first)
         tried_slack = None
         for gpu_slack, gpu in options:
             if gpu_slack == tried_slack:
@@ -306,14 +306,14 @@ def tighten_by_search(instance: Instance, placement: Placement, *, node_limit: i
     none, runs out of nodes, or ``max_calls`` searches were made.  Never returns a worse peak.
     """
     best = placement
-    best_peak = _peak_of(instance, placement.gpu_of)
+    best_peak = peak_kvpr(instance, placement.gpu_of)
     for _ in range(max_calls):
         if not (math.isfinite(best_peak) and best_peak > 0):
             break
         answer = search_at_target(instance, best_peak * (1.0 - rel_step), node_limit)
         if answer.gpu_of is None:
             break
-        peak = _peak_of(instance, answer.gpu_of)
+        peak = peak_kvpr(instance, answer.gpu_of)
         if not peak < best_peak:
             break
         best, best_peak = Placement(answer.gpu_of), peak
@@ -373,12 +373,14 @@ def regret_insertion(instance: Instance, *, window: int = 8, num_targets: int = 
 
 # -- memory-balanced packing ------------------------------------------------------------
 
-def memory_balanced(instance: Instance) -> Placement | None:
+def memory_balanced(instance: Instance, *, node_limit: int = 20000) -> Placement | None:
     """Models by size descending (then demand, index) onto the GPU with the most free memory.
 
     Balancing free memory leaves room everywhere for the local search.  If that
-    rule runs out of room, best-fit decreasing on memory (tighter packing) is tried.
-    Returns ``None`` if neither fits every model.
+    rule runs out of room, best-fit decreasing on memory (tighter packing) is tried,
+    then a depth-first memory packing of at most ``node_limit`` nodes (exact on
+    small instances, so a memory-feasible instance is rarely reported as unpackable).
+    Returns ``None`` if none fits every model.
     """
     sizes = instance.sizes.tolist()
     capacities = instance.capacities.tolist()
@@ -386,6 +388,10 @@ def memory_balanced(instance: Instance) -> Placement | None:
     gpu_of = _memory_worst_fit(sizes, capacities, order)
     if gpu_of is None:
         gpu_of = _memory_best_fit(sizes, capacities, order)
+    if gpu_of is None and node_limit > 0:
+        # Items s_i in slacks C_g (the same float slack as ``fits_memory``).
+        answer = _PackingSearch(sizes, capacities, 1.0 + MEM_REL_TOL, node_limit).run()
+        gpu_of = None if answer.gpu_of is None else list(answer.gpu_of)
     return None if gpu_of is None else Placement(tuple(gpu_of))
 
 

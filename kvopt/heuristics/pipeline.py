@@ -7,7 +7,9 @@
 3. ``select_best`` by ``(peak, second peak, mean KVPR)``.
 4. ``refine_peak``: donation-first moves of high-demand / large models off the worst GPU.
 5. ``local_search`` again, shorter (polish).
-6. On small instances, ``tighten_by_search``: a node-bounded exact packing search
+6. ``descend_by_repair``: repeatedly ask for peak ``<= P (1 - step)`` and repair the
+   overload by moves/swaps that lower the (penalty-weighted) total excess.
+7. On small instances, ``tighten_by_search``: a node-bounded exact packing search
    at ``T`` just below the peak, which either proves no better placement exists
    (to ``1e-7``) or finds one, repeatedly.
 
@@ -28,6 +30,7 @@ from kvopt.heuristics.construct import memory_balanced, parametric_packing, regr
 from kvopt.heuristics.greedy import greedy
 from kvopt.heuristics.local_search import local_search
 from kvopt.heuristics.refine import refine_peak
+from kvopt.heuristics.repair import descend_by_repair
 from kvopt.heuristics.state import NoPlacementError, Score, no_placement, score_placement
 from kvopt.model import Instance, KvoptError, Placement
 
@@ -54,8 +57,14 @@ class PipelineConfig:
     refine_targets: int = 4
     polish_iters: int = 1200
     polish_iters_per_gpu: float = 1.0
+    repair_rounds: int = 20
+    repair_iters: int = 2000
+    repair_iters_per_gpu: float = 2.0
+    repair_bumps: int = 8
+    repair_first_step: float = 0.02
+    repair_min_step: float = 1e-4
     search_max_models: int = 256
-    search_nodes: int = 4000
+    search_nodes: int = 20000
     search_calls: int = 12
 
 
@@ -67,6 +76,7 @@ class Budgets:
     local_iters: int
     refine_passes: int
     polish_iters: int
+    repair_iters: int
 
 
 def scaled_budgets(instance: Instance, config: PipelineConfig) -> Budgets:
@@ -78,6 +88,7 @@ def scaled_budgets(instance: Instance, config: PipelineConfig) -> Budgets:
         local_iters=max(config.local_iters, int(config.local_iters_per_gpu * gpus)),
         refine_passes=config.refine_passes,
         polish_iters=max(config.polish_iters, int(config.polish_iters_per_gpu * gpus)),
+        repair_iters=max(config.repair_iters, int(config.repair_iters_per_gpu * gpus)),
     )
 
 
@@ -99,7 +110,7 @@ def construct_candidates(instance: Instance, config: PipelineConfig = PipelineCo
     regret = regret_insertion(instance, window=config.regret_window, num_targets=config.num_targets)
     if regret is not None:
         found.append(("regret", regret))
-    balanced = memory_balanced(instance)
+    balanced = memory_balanced(instance, node_limit=config.search_nodes)
     if balanced is not None:
         found.append(("memory_balanced", balanced))
     distinct: list[tuple[str, Placement]] = []
@@ -147,10 +158,14 @@ def pipeline(instance: Instance, config: PipelineConfig = PipelineConfig()) -> P
     refined = refine_peak(instance, best, passes=budgets.refine_passes, top_k=config.refine_top_k,
                           num_targets=config.refine_targets)
     polished = local_search(instance, refined, max_iters=budgets.polish_iters, num_targets=config.num_targets)
-    final = polished
+    repaired = descend_by_repair(instance, polished, rounds=config.repair_rounds, max_iters=budgets.repair_iters,
+                                 num_targets=config.num_targets, first_step=config.repair_first_step,
+                                 min_step=config.repair_min_step, max_bumps=config.repair_bumps)
+    final = repaired
     if instance.num_models <= config.search_max_models:
-        final = tighten_by_search(instance, polished, node_limit=config.search_nodes, max_calls=config.search_calls)
-    chosen = first_valid(instance, [final, polished, refined, best, *improved, *(p for _, p in candidates)])
+        final = tighten_by_search(instance, repaired, node_limit=config.search_nodes, max_calls=config.search_calls)
+    chosen = first_valid(instance, [final, repaired, polished, refined, best, *improved,
+                                    *(p for _, p in candidates)])
     if chosen is None:
         raise no_placement("pipeline", "every candidate overflowed a GPU in exact arithmetic")
     return chosen

@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from kvopt.evaluate import kvpr, kvpr_vector
+from kvopt.evaluate import gpu_loads, kvpr, kvpr_vector
 from kvopt.model import Instance, KvoptError, Placement
 
 INF = math.inf
@@ -77,9 +77,7 @@ def score_from_loads(used_mem: np.ndarray, demand: np.ndarray, capacities: np.nd
 
 def score_placement(instance: Instance, gpu_of: Sequence[int]) -> Score:
     """Score of a complete placement (numpy, ``O(M + G)``)."""
-    idx = np.asarray(gpu_of, dtype=np.int64)
-    used_mem = np.bincount(idx, weights=instance.sizes, minlength=instance.num_gpus)
-    demand = np.bincount(idx, weights=instance.demands, minlength=instance.num_gpus)
+    used_mem, demand = gpu_loads(instance, gpu_of)
     return score_from_loads(used_mem, demand, instance.capacities)
 
 
@@ -156,9 +154,10 @@ class LoadState:
 
     def _touched(self, gpu: int) -> None:
         self._refresh_sums(gpu)
+        # Stamps always advance: callers keep their own lazy heaps keyed by other quantities.
+        self.stamps[gpu] += 1
         if not self.use_heaps:
             return
-        self.stamps[gpu] += 1
         stamp = self.stamps[gpu]
         self._max_kvpr.push(-self.gpu_kvpr[gpu], gpu, stamp)
         self._min_kvpr.push(self.gpu_kvpr[gpu], gpu, stamp)
@@ -166,6 +165,20 @@ class LoadState:
         # Outdated entries pile up; rebuild once they dominate.
         if len(self._max_kvpr.entries) > 4 * self.num_gpus + 64:
             self._rebuild_heaps()
+
+    def copy(self) -> "LoadState":
+        """An independent copy (``O(M + G)``): for trying a sequence of changes that may be dropped."""
+        twin = LoadState.__new__(LoadState)
+        twin.num_gpus, twin.num_models = self.num_gpus, self.num_models
+        twin.sizes, twin.demands, twin.capacities = self.sizes, self.demands, self.capacities  # read-only
+        twin.gpu_of = list(self.gpu_of)
+        twin.members = [list(m) for m in self.members]
+        twin.used_mem, twin.demand = list(self.used_mem), list(self.demand)
+        twin.gpu_kvpr, twin.stamps = list(self.gpu_kvpr), list(self.stamps)
+        twin.use_heaps = self.use_heaps
+        if twin.use_heaps:
+            twin._rebuild_heaps()
+        return twin
 
     # -- queries -----------------------------------------------------------------
     def fits(self, model: int, gpu: int) -> bool:
@@ -238,10 +251,6 @@ class LoadState:
                 seen.add(g)
         return chosen
 
-    def second_peak(self) -> float:
-        top = self.largest_kvpr(2)
-        return self.gpu_kvpr[top[1]] if len(top) > 1 else self.gpu_kvpr[top[0]]
-
     # -- changes -----------------------------------------------------------------
     def place(self, model: int, gpu: int) -> None:
         """Put an unplaced model on ``gpu`` (memory is the caller's check)."""
@@ -276,6 +285,3 @@ class LoadState:
         if not self.is_complete():
             raise KvoptError("internal: placement requested before every model is placed")
         return Placement(tuple(self.gpu_of))
-
-    def score(self) -> Score:
-        return score_from_loads(np.array(self.used_mem), np.array(self.demand), np.array(self.capacities))

@@ -1,0 +1,190 @@
+"""The assignment model at a target ``T``, as plain data shared by the CP-SAT and MILP backends.
+
+Binary ``x_ig`` (model ``i`` on GPU ``g``)::
+
+    sum_g x_ig = 1                                   for every model i
+    sum_i a_g,i x_ig + e_g·y_g <= b_g                for every GPU g      (target row)
+    x_ig <= y_g                                      for models with demand, when e_g = 1
+
+The target row is ``kvopt.exact.scaling``'s integer row ``sum_i w_i x_ig <= p·L·cint_g``
+divided by the gcd ``d_g`` of its weights: ``a_g,i = w_i / d_g`` and
+``b_g = floor(rhs / d_g)`` (an equivalent integer row, since the left side is a
+multiple of ``d_g``).  For the strict target (``KVPR_g < T``) a GPU carrying
+demand has ``rhs = p·L·cint_g - 1`` and an idle one ``p·L·cint_g``; after the
+reduction the two differ by ``e_g ∈ {0, 1}``, and the binary ``y_g`` ("GPU ``g``
+carries demand") subtracts it.  ``y_g`` is only needed when some model without
+demand may use GPU ``g``: otherwise every non-empty GPU carries demand and the
+row uses the smaller right-hand side directly (an empty GPU has load 0 anyway).
+
+The memory row ``sum_i s_i x_ig <= C_g`` is implied (``w_i >= p·L·sint_i`` and
+``rhs <= p·L·cint_g``) and not written.
+
+``x_ig`` exists only if model ``i`` alone satisfies GPU ``g``'s row (exact
+variable fixing); a model fitting no GPU alone makes the query infeasible.
+
+**Symmetry.**  GPUs of equal capacity are interchangeable.  With the models in
+a fixed order ``pi`` (heaviest weight first) and the GPUs of one capacity group
+``g_0, g_1, ...``, every placement can be relabelled within each group so that
+the GPUs are ordered by the first model (in ``pi``) they hold, empty GPUs last.
+In such a placement model ``pi(t)`` is on ``g_j`` (``j >= 1``) only if an earlier
+model is on ``g_{j-1}``::
+
+    x_{pi(t), g_j} <= sum_{u < t} x_{pi(u), g_{j-1}}
+
+and in particular ``x_{pi(t), g_j} = 0`` for ``j > t``.  ``canonical_placement``
+performs this relabelling (for hints).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd
+from typing import Sequence
+
+from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
+from kvopt.model import Instance
+
+
+@dataclass(frozen=True)
+class GpuRow:
+    """``sum_i coef[i]·x[models[i], gpu] + idle_bonus·y_gpu <= rhs`` (``idle_bonus`` is 0 or 1)."""
+
+    gpu: int
+    models: tuple[int, ...]
+    coefs: tuple[int, ...]
+    rhs: int
+    idle_bonus: int
+
+
+@dataclass(frozen=True)
+class SymmetryCut:
+    """``x[model, gpu] <= sum_{m in earlier} x[m, previous_gpu]`` (an empty sum fixes ``x`` to 0)."""
+
+    model: int
+    gpu: int
+    previous_gpu: int
+    earlier: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AssignmentData:
+    """Everything a backend needs to build the assignment model of one query."""
+
+    num_models: int
+    num_gpus: int
+    allowed: tuple[tuple[int, ...], ...]  # allowed[i]: GPUs model i fits alone
+    rows: tuple[GpuRow, ...]
+    demand_models: tuple[int, ...]  # models with n_i > 0
+    symmetry: tuple[SymmetryCut, ...]
+    groups: tuple[tuple[int, ...], ...]  # GPUs of equal capacity, in index order
+    order: tuple[int, ...]  # the symmetry order pi of the models
+    max_coef: int  # largest |coefficient| or right-hand side of the reduced rows
+    max_row_sum: int  # largest sum of a row's coefficients (for int64 checks)
+
+    @property
+    def infeasible_model(self) -> int | None:
+        """A model that fits no GPU alone (the query is then infeasible), else ``None``."""
+        return next((i for i, gpus in enumerate(self.allowed) if not gpus), None)
+
+    def is_allowed(self, model: int, gpu: int) -> bool:
+        return gpu in self.allowed[model]
+
+
+def capacity_groups(data: IntegerData) -> tuple[tuple[int, ...], ...]:
+    """GPU indices grouped by equal integer capacity (groups in order of first GPU)."""
+    by_cap: dict[int, list[int]] = {}
+    for gpu, cap in enumerate(data.cap_int):
+        by_cap.setdefault(cap, []).append(gpu)
+    return tuple(tuple(g) for g in by_cap.values())
+
+
+def _fits_alone(rows: TargetRows, model: int, gpu: int) -> bool:
+    return fits_target(rows, [model], gpu)
+
+
+def _reduced_row(rows: TargetRows, gpu: int, models: Sequence[int], has_idle: bool) -> GpuRow:
+    """The gcd-reduced row of ``gpu`` over ``models`` (see the module docstring)."""
+    cap = rows.capacity[gpu]
+    loaded_rhs = cap - 1 if rows.strict else cap
+    coefs = [rows.weight[i] for i in models]
+    divisor = 0
+    for c in coefs:
+        divisor = gcd(divisor, c)
+    divisor = max(divisor, 1)
+    reduced_loaded = loaded_rhs // divisor
+    reduced_idle = cap // divisor
+    bonus = reduced_idle - reduced_loaded if has_idle else 0
+    rhs = reduced_loaded + bonus
+    return GpuRow(gpu, tuple(models), tuple(c // divisor for c in coefs), rhs, bonus)
+
+
+def _symmetry_cuts(allowed: Sequence[Sequence[int]], groups: Sequence[Sequence[int]],
+                   order: Sequence[int]) -> list[SymmetryCut]:
+    """The cuts of the module docstring, for every group of two or more GPUs."""
+    cuts = []
+    for group in groups:
+        if len(group) < 2:
+            continue
+        members = [i for i in order if group[0] in allowed[i]]  # equal capacity: allowed on all or none
+        for t, model in enumerate(members):
+            for j in range(1, len(group)):
+                cuts.append(SymmetryCut(model, group[j], group[j - 1], tuple(members[:t])))
+    return cuts
+
+
+def assignment_data(instance: Instance, target: Fraction, strict: bool = False, *,
+                    symmetry: bool = True, data: IntegerData | None = None) -> tuple[AssignmentData, TargetRows]:
+    """The assignment model of the query ``KVPR_g <= target`` (``<`` if strict), and its exact rows."""
+    data = data or integer_data(instance)
+    rows = target_rows(data, Fraction(target), strict)
+    num_models, num_gpus = instance.num_models, instance.num_gpus
+    allowed = tuple(tuple(g for g in range(num_gpus) if _fits_alone(rows, i, g)) for i in range(num_models))
+    demand_models = tuple(i for i in range(num_models) if rows.demand_weight[i] > 0)
+    gpu_rows = []
+    for g in range(num_gpus):
+        models = [i for i in range(num_models) if g in allowed[i]]
+        has_idle = strict and any(rows.demand_weight[i] == 0 for i in models)
+        gpu_rows.append(_reduced_row(rows, g, models, has_idle))
+    groups = capacity_groups(data)
+    order = tuple(sorted(range(num_models), key=lambda i: (-rows.weight[i], i)))
+    cuts = _symmetry_cuts(allowed, groups, order) if symmetry else []
+    max_coef = max([1] + [max((*r.coefs, r.rhs)) for r in gpu_rows])
+    max_row_sum = max([1] + [sum(r.coefs) + r.idle_bonus for r in gpu_rows])
+    return AssignmentData(num_models, num_gpus, allowed, tuple(gpu_rows), demand_models, tuple(cuts), groups,
+                          order, max_coef, max_row_sum), rows
+
+
+def canonical_placement(model: AssignmentData, gpu_of: Sequence[int]) -> tuple[int, ...]:
+    """Relabel GPUs within each capacity group so the placement satisfies the symmetry cuts."""
+    relabel: dict[int, int] = {}
+    for group in model.groups:
+        first_seen: dict[int, int] = {}
+        for rank, i in enumerate(model.order):
+            g = gpu_of[i]
+            if g in group and g not in first_seen:
+                first_seen[g] = rank
+        used = sorted(first_seen, key=first_seen.__getitem__)
+        empty = [g for g in group if g not in first_seen]
+        for new, old in zip(group, used + empty):
+            relabel[old] = new
+    return tuple(relabel.get(g, g) for g in gpu_of)
+
+
+def verify_at_target(instance: Instance, rows: TargetRows, gpu_of: Sequence[int] | None,
+                     data: IntegerData | None = None) -> bool:
+    """Exact check of a solver's placement: valid indices, memory, and every (strict) target row."""
+    if gpu_of is None or len(gpu_of) != instance.num_models:
+        return False
+    if any(not isinstance(g, int) or not 0 <= g < instance.num_gpus for g in gpu_of):
+        return False
+    data = data or integer_data(instance)
+    loads: dict[int, list[int]] = {}
+    for i, g in enumerate(gpu_of):
+        loads.setdefault(g, []).append(i)
+    for gpu, models in loads.items():
+        if sum(data.size_int[i] for i in models) > data.cap_int[gpu]:
+            return False
+        if not fits_target(rows, models, gpu):
+            return False
+    return True

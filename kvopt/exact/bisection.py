@@ -1,0 +1,393 @@
+"""Exact minimisation of the peak KVPR by bisection on a rational target ``T``.
+
+The driver keeps a proven bracket ``lower <= optimum <= upper``:
+
+* ``upper`` is the exact peak (``kvopt.evaluate``) of the best placement seen;
+  it starts from a warm start (the ``pipeline`` heuristic by default);
+* ``lower`` starts at ``kvopt.bounds.root_lower_bound`` and rises when a backend
+  proves that no placement has peak ``<= T`` (then ``optimum > T``).
+
+Each step asks a ``FeasibilityBackend`` one question (``FeasibilityQuery``): is
+there a placement with every ``KVPR_g <= T``?  ``T`` is a fraction with a small
+denominator strictly inside ``(lower, upper)`` near the midpoint (short integer
+rows).  A feasible answer's placement is re-validated and re-evaluated exactly,
+and ``upper`` becomes its actual peak (``<= T``).  The proof step asks the strict
+question "peak ``< upper``?": *infeasible* proves ``optimum >= upper``, hence
+``optimum = upper`` (status ``optimal``, gap 0).  It is asked first (warm starts
+are often optimal) and whenever the bracket is within ``PROOF_GAP``.
+
+What is trusted: ``optimal``/``infeasible`` only ever come from an
+``infeasible`` backend answer or from an exact bound argument.  The default
+backends prove exactly in integers (set-partitioning search, CP-SAT); the MILP
+backends' float-based proofs are limited as described in ``kvopt.exact.milp``.
+A run that stops on the time limit or on an ``unknown`` answer returns
+``feasible`` with the best placement, the best proven lower bound and
+``gap = upper / lower - 1`` — never ``optimal``.
+
+Special cases: an instance with no memory-feasible placement (checked with the
+same backend on the instance with all demands set to 0, where "``KVPR_g <= 1``"
+just means "fits in memory") is ``infeasible`` with ``details["reason"]``; an
+instance where every placement leaves a GPU with demand and no free memory has
+optimum ``+inf`` (proven by a query at ``finite_peak_ceiling``, above which no
+finite peak exists), reported as ``optimal`` with ``peak_kvpr = inf``.
+
+The driver does not know which backend it drives; ``make_backend`` builds one by
+name, and ``auto`` picks the set-partitioning backend when its pattern count at
+the start's peak is under ``AUTO_PATTERN_CAP`` (else CP-SAT).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any, Callable, Sequence
+
+from kvopt.bounds import (
+    finite_peak_ceiling,
+    infeasibility_argument,
+    is_infinite_bound,
+    root_lower_bound,
+    simple_fraction_between,
+)
+from kvopt.evaluate import check_placement, evaluate, exact_peak_kvpr, format_fraction
+from kvopt.exact.backend import FeasibilityAnswer, FeasibilityBackend, FeasibilityQuery
+from kvopt.model import Instance, KvoptError, Model, Placement, Result
+
+BACKENDS = ("auto", "cpsat", "milp", "setpart")
+SOLVERS = ("highs", "cbc")
+AUTO_PATTERN_CAP = 200_000  # "auto" uses set partitioning up to this many (maximal) patterns at the start's peak
+PROOF_GAP = Fraction(1, 10**3)  # ask the strict proof question once upper/lower - 1 is this small
+
+
+# -- backends -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BackendChoice:
+    """A backend and what it is, for ``Result.details``."""
+
+    backend: FeasibilityBackend
+    name: str
+    model: str
+    why: str = ""
+
+
+def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: int = 0, workers: int = 1,
+                 upper: Fraction | None = None) -> BackendChoice:
+    """Build the backend ``name`` (``auto`` decides with ``count_patterns`` at ``upper``)."""
+    if name == "cpsat":
+        from kvopt.exact.cpsat import CpSatBackend
+
+        return BackendChoice(CpSatBackend(workers=workers, seed=seed), "cpsat", "assignment")
+    if name == "milp":
+        from kvopt.exact.milp import MilpBackend
+
+        return BackendChoice(MilpBackend(solver=solver), f"milp-{solver}", "assignment")
+    if name == "setpart":
+        from kvopt.exact.milp import silence_highs_banner
+        from kvopt.exact.setpart import SetPartitionBackend
+
+        silence_highs_banner()  # its fallback MILP uses HiGHS
+        # "highs": setpart's exact search with its HiGHS covering MILP as fallback.
+        return BackendChoice(SetPartitionBackend(solver="auto" if solver == "highs" else "cbc"),
+                             "setpart", "set-partitioning")
+    if name == "auto":
+        return _auto_backend(instance, solver=solver, seed=seed, workers=workers, upper=upper)
+    raise KvoptError(f"unknown exact backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _auto_backend(instance: Instance, *, solver: str, seed: int, workers: int,
+                  upper: Fraction | None) -> BackendChoice:
+    try:
+        from kvopt.exact.setpart import count_patterns
+    except ImportError:
+        return replace(make_backend("cpsat", instance, seed=seed, workers=workers), why="setpart unavailable")
+    if upper is None or upper <= 0:
+        return replace(make_backend("cpsat", instance, seed=seed, workers=workers), why="no finite upper bound")
+    count = count_patterns(instance, upper, AUTO_PATTERN_CAP)
+    if count is None:
+        return replace(make_backend("cpsat", instance, seed=seed, workers=workers),
+                       why=f"more than {AUTO_PATTERN_CAP} patterns at the start's peak")
+    return replace(make_backend("setpart", instance, solver=solver, seed=seed, workers=workers),
+                   why=f"{count} patterns at the start's peak")
+
+
+# -- progress ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExactProgress:
+    """One backend call, as shown to a progress callback."""
+
+    iteration: int
+    target: Fraction
+    strict: bool
+    status: str
+    seconds: float
+    lower: Fraction
+    upper: Fraction | None
+
+
+def _progress_callback(progress: Any) -> Callable[[ExactProgress], None] | None:
+    """A callable is used as is; any other truthy value prints one line per step to stderr."""
+    if callable(progress):
+        return progress
+    if progress:
+        return _print_progress
+    return None
+
+
+def _print_progress(event: ExactProgress) -> None:
+    upper = "inf" if event.upper is None else f"{float(event.upper):.8g}"
+    print(f"[exact] #{event.iteration} T={float(event.target):.8g}{' (strict)' if event.strict else ''} "
+          f"-> {event.status} in {event.seconds:.3f}s; bracket [{float(event.lower):.8g}, {upper}]",
+          file=sys.stderr)
+
+
+# -- start placement ------------------------------------------------------------------
+def first_fit_start(instance: Instance) -> tuple[int, ...] | None:
+    """Largest model first onto the GPU with the most free memory (``None`` if that fails)."""
+    free = list(instance.capacities_exact)
+    gpu_of = [0] * instance.num_models
+    for i in sorted(range(instance.num_models), key=lambda i: (-instance.sizes_exact[i], i)):
+        gpu = max(range(instance.num_gpus), key=lambda g: (free[g], -g))
+        if instance.sizes_exact[i] > free[gpu]:
+            return None
+        free[gpu] -= instance.sizes_exact[i]
+        gpu_of[i] = gpu
+    return tuple(gpu_of)
+
+
+def start_placement(instance: Instance, warm_start: Placement | Sequence[int] | None
+                    ) -> tuple[tuple[int, ...] | None, str]:
+    """The warm start (validated; ``PlacementError`` if invalid), else the pipeline heuristic, else first fit."""
+    if warm_start is not None:
+        return check_placement(instance, warm_start), "warm_start"
+    try:
+        from kvopt.heuristics import run_heuristic
+    except ImportError:
+        return first_fit_start(instance), "first_fit"
+    try:
+        result = run_heuristic("pipeline", instance)
+    except KvoptError:
+        return first_fit_start(instance), "first_fit"
+    if result.placement is None:
+        return first_fit_start(instance), "first_fit"
+    return check_placement(instance, result.placement), "pipeline"
+
+
+def zero_demand_instance(instance: Instance) -> Instance:
+    """The same models and GPUs with every request rate 0: its feasibility at any ``T`` is memory only."""
+    models = [Model(m.name, m.size_gb, 0, m.slo) for m in instance.models]
+    return Instance(instance.name, tuple(models), instance.gpu_mem_gb, dict(instance.meta))
+
+
+# -- the driver -----------------------------------------------------------------------
+@dataclass
+class _Run:
+    """Mutable state of one ``solve_exact`` run."""
+
+    instance: Instance
+    backend: BackendChoice | None
+    deadline: float
+    per_solve_limit_s: float | None
+    seed: int
+    workers: int
+    progress: Callable[[ExactProgress], None] | None
+    lower: Fraction
+    upper: Fraction | None = None  # None = +inf (or no placement yet)
+    best: tuple[int, ...] | None = None
+    solves: list[tuple[str, bool, str, float]] = field(default_factory=list)
+    iterations: int = 0
+    proof_asked: bool = False
+    stop_reason: str = ""
+
+    def remaining(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def ask(self, target: Fraction, strict: bool, instance: Instance | None = None) -> FeasibilityAnswer:
+        """One backend call (bounded by the per-solve limit and the time left), logged."""
+        limit = self.remaining()
+        if self.per_solve_limit_s is not None:
+            limit = min(limit, self.per_solve_limit_s)
+        query = FeasibilityQuery(instance or self.instance, target, strict, hint=self.best,
+                                 time_limit_s=max(0.01, limit), seed=self.seed, workers=self.workers)
+        assert self.backend is not None
+        answer = self.backend.backend.check(query)
+        self.iterations += 1
+        self.solves.append((format_fraction(target), strict, answer.status, round(answer.seconds, 6)))
+        if self.progress is not None:
+            self.progress(ExactProgress(self.iterations, target, strict, answer.status, answer.seconds,
+                                        self.lower, self.upper))
+        return answer
+
+    def accept(self, gpu_of: Sequence[int], target: Fraction | None = None, strict: bool = False) -> bool:
+        """Take a backend's placement if it is valid and (when ``target`` is given) meets the target exactly."""
+        checked = check_placement(self.instance, tuple(int(g) for g in gpu_of))
+        peak = exact_peak_kvpr(self.instance, checked)
+        if target is not None and (peak is None or peak > target or (strict and peak == target)):
+            return False
+        if self.best is None or _better(peak, self.upper):
+            self.best, self.upper = checked, peak
+        return True
+
+
+def _better(peak: Fraction | None, upper: Fraction | None) -> bool:
+    if peak is None:
+        return False
+    return upper is None or peak < upper
+
+
+def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "highs", time_limit_s: float = 60.0,
+                per_solve_limit_s: float | None = None, warm_start: Placement | Sequence[int] | None = None,
+                seed: int = 0, workers: int = 1, progress: Any = None) -> Result:
+    """Minimise the peak KVPR exactly (see the module docstring); ``Result.method == "exact"``.
+
+    ``backend``: ``auto`` | ``cpsat`` | ``milp`` | ``setpart``; ``solver`` (``highs`` |
+    ``cbc``) is the MILP solver of ``milp`` and of set partitioning's fallback.
+    ``details``: ``backend``, ``model``, ``iterations``, ``root_lower_bound``,
+    ``solves`` (``(T "p/q", strict, status, seconds)`` per backend call),
+    ``start`` (where the warm start came from), ``stop_reason``.
+    """
+    _check_arguments(backend, solver, time_limit_s, per_solve_limit_s)
+    clock = time.perf_counter()
+    best, source = start_placement(instance, warm_start)
+    lower = root_lower_bound(instance)
+    run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
+               _progress_callback(progress), lower)
+    details: dict[str, Any] = {"start": source, "root_lower_bound": format_fraction(lower)}
+    if best is not None:
+        run.accept(best)
+        details["start_peak"] = format_fraction(run.upper)
+    run.backend = make_backend(backend, instance, solver=solver, seed=seed, workers=workers,
+                               upper=run.upper if run.best is not None else None)
+    details.update(backend=run.backend.name, model=run.backend.model)
+    if run.backend.why:
+        details["backend_choice"] = run.backend.why
+    outcome = _find_placement(run) if run.best is None else None
+    if outcome is None and run.upper is None:
+        outcome = _find_finite_peak(run)
+    if outcome is None:
+        outcome = _bisect(run)
+    return _result(run, outcome, details, clock)
+
+
+def _check_arguments(backend: str, solver: str, time_limit_s: float, per_solve_limit_s: float | None) -> None:
+    if backend not in BACKENDS:
+        raise KvoptError(f"unknown exact backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if solver not in SOLVERS:
+        raise KvoptError(f"unknown MILP solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if not time_limit_s > 0:
+        raise KvoptError(f"time_limit_s: must be > 0, got {time_limit_s!r}")
+    if per_solve_limit_s is not None and not per_solve_limit_s > 0:
+        raise KvoptError(f"per_solve_limit_s: must be > 0, got {per_solve_limit_s!r}")
+
+
+def _find_placement(run: _Run) -> str | None:
+    """No start placement: ask the backend whether anything fits in memory at all."""
+    answer = run.ask(Fraction(1), False, zero_demand_instance(run.instance))
+    if answer.status == "infeasible":
+        run.stop_reason = "no placement fits in memory (proven)"
+        return "infeasible"
+    if answer.status == "unknown" or answer.gpu_of is None:
+        run.stop_reason = "no placement found and no proof that none exists"
+        return "stopped"
+    run.accept(answer.gpu_of)
+    return None
+
+
+def _find_finite_peak(run: _Run) -> str | None:
+    """The best placement has an infinite peak: is any finite peak possible?"""
+    if is_infinite_bound(run.instance, run.lower):
+        run.stop_reason = "every placement leaves a GPU with demand and no free memory (bound)"
+        return "optimal"
+    ceiling = finite_peak_ceiling(run.instance)
+    answer = run.ask(ceiling, False)
+    if answer.status == "infeasible":
+        run.stop_reason = "every placement leaves a GPU with demand and no free memory (proven)"
+        return "optimal"
+    if answer.status == "feasible" and answer.gpu_of is not None and run.accept(answer.gpu_of, ceiling):
+        return None
+    run.stop_reason = "no finite-peak placement found"
+    return "stopped"
+
+
+def _next_question(run: _Run) -> tuple[Fraction, bool]:
+    """The strict proof at ``upper`` first and once the bracket is tight, else a simple midpoint."""
+    assert run.upper is not None
+    if not run.proof_asked or run.lower == 0 or run.upper / run.lower - 1 <= PROOF_GAP:
+        return run.upper, True
+    mid = simple_fraction_between(run.lower, run.upper)
+    return (mid, False) if mid is not None else (run.upper, True)
+
+
+def _bisect(run: _Run) -> str:
+    """Narrow ``[lower, upper]`` until the strict proof at ``upper`` succeeds or time runs out."""
+    while True:
+        assert run.upper is not None
+        if run.lower >= run.upper:
+            run.stop_reason = "lower bound reaches the placement's peak"
+            return "optimal"
+        if run.remaining() <= 0:
+            run.stop_reason = "time limit"
+            return "stopped"
+        target, strict = _next_question(run)
+        run.proof_asked = run.proof_asked or strict
+        argument = infeasibility_argument(run.instance, target, strict)
+        if argument is not None:
+            run.solves.append((format_fraction(target), strict, f"infeasible ({argument})", 0.0))
+            if strict:
+                run.lower = target
+                run.stop_reason = f"proof by bound argument {argument}"
+                return "optimal"
+            run.lower = target
+            continue
+        answer = run.ask(target, strict)
+        if answer.status == "infeasible":
+            run.lower = max(run.lower, target)
+            if strict:
+                run.stop_reason = "no placement has a smaller peak (proven)"
+                return "optimal"
+        elif answer.status == "feasible" and answer.gpu_of is not None:
+            if not run.accept(answer.gpu_of, target, strict):
+                run.stop_reason = "backend placement did not meet its target"
+                return "stopped"
+        else:
+            run.stop_reason = f"backend answered unknown at T={format_fraction(target)}" + \
+                (" (strict)" if strict else "") + _reason(answer)
+            return "stopped"
+
+
+def _reason(answer: FeasibilityAnswer) -> str:
+    reason = answer.details.get("reason") if answer.details else None
+    return f": {reason}" if reason else ""
+
+
+def _result(run: _Run, outcome: str, details: dict[str, Any], clock: float) -> Result:
+    """The ``Result`` of a run; every placement is re-validated by ``kvopt.evaluate``."""
+    details.update(iterations=run.iterations, solves=run.solves, stop_reason=run.stop_reason)
+    seconds = time.perf_counter() - clock
+    name = run.instance.name
+    if outcome == "infeasible":
+        details["reason"] = run.stop_reason
+        return Result(name, "exact", "infeasible", None, None, seconds=seconds, details=details)
+    if run.best is None:
+        details["reason"] = run.stop_reason
+        return Result(name, "exact", "unknown", None, None, lower_bound=float(run.lower),
+                      lower_bound_exact=run.lower, seconds=seconds, details=details)
+    evaluation = evaluate(run.instance, run.best)
+    peak = evaluation.peak_kvpr_exact
+    if outcome == "optimal":
+        bound = peak  # optimal: the bound equals the peak (None = +inf)
+        return Result(name, "exact", "optimal", Placement(run.best), evaluation.peak_kvpr, peak,
+                      math.inf if bound is None else float(bound), bound, 0.0, seconds, details)
+    return Result(name, "exact", "feasible", Placement(run.best), evaluation.peak_kvpr, peak,
+                  float(run.lower), run.lower, exact_gap(peak, run.lower), seconds, details)
+
+
+def exact_gap(peak: Fraction | None, lower: Fraction) -> float:
+    """``peak / lower - 1`` from exact values (``inf`` for an infinite peak or a zero bound under a positive peak)."""
+    if peak is None:
+        return math.inf
+    if lower == 0:
+        return 0.0 if peak == 0 else math.inf
+    return float(peak / lower - 1)

@@ -1,0 +1,259 @@
+"""Exact solver (kvopt.exact): backends and the bisection driver against brute force on tiny instances,
+strict/non-strict answers at the optimum, time limits, infeasible and infinite instances, references."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from kvopt.evaluate import check_placement, exact_peak_kvpr
+from kvopt.exact.backend import FeasibilityQuery
+from kvopt.exact.bisection import ExactProgress, first_fit_start, make_backend, solve_exact
+from kvopt.exact.brute import brute_force_optimum
+from kvopt.exact.cpsat import CpSatBackend
+from kvopt.exact.milp import MilpBackend
+from kvopt.exact.reference import write_reference
+from kvopt.model import Instance, InfeasibleInstanceError, KvoptError, Model, PlacementError
+from kvopt.suites import load_suite
+
+REPO = Path(__file__).resolve().parents[1]
+SLOW_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+
+
+def make(models: list[tuple[float, float, float]], caps: list[float]) -> Instance:
+    """Models as (size_gb, req_rate, slo)."""
+    return Instance.build([Model(f"m{i}", s, r, slo) for i, (s, r, slo) in enumerate(models)], caps)
+
+
+@st.composite
+def tiny_instances(draw: st.DrawFn) -> Instance:
+    """<= 7 models, <= 3 GPUs, equal or mixed capacities, some models without demand."""
+    num_gpus = draw(st.integers(1, 3))
+    if draw(st.booleans()):
+        caps = [draw(st.sampled_from([12, 20, 30]))] * num_gpus
+    else:
+        caps = [draw(st.sampled_from([8, 12, 20, 30])) for _ in range(num_gpus)]
+    num_models = draw(st.integers(2, 7))
+    models = [(draw(st.sampled_from([1, 2, 3.5, 4, 5, 7, 9])), draw(st.sampled_from([0, 0.5, 1, 2, 3, 8])),
+               draw(st.sampled_from([1, 2, 5]))) for _ in range(num_models)]
+    try:
+        return make(models, caps)
+    except InfeasibleInstanceError:
+        assume(False)
+        raise
+
+
+def naive_optimum(inst: Instance) -> tuple[bool, Fraction | None]:
+    """Every assignment, no symmetry reduction, kvopt.evaluate's exact peak (None = +inf)."""
+    fits, best = False, None
+    for gpu_of in itertools.product(range(inst.num_gpus), repeat=inst.num_models):
+        try:
+            check_placement(inst, gpu_of)
+        except PlacementError:
+            continue
+        fits = True
+        peak = exact_peak_kvpr(inst, gpu_of)
+        if peak is not None and (best is None or peak < best):
+            best = peak
+    return fits, best
+
+
+def assert_consistent(inst: Instance, result) -> None:
+    """A returned placement is valid, its numbers are its exact peak, optimal means gap 0."""
+    if result.placement is not None:
+        check_placement(inst, result.placement)
+        assert result.peak_kvpr_exact == exact_peak_kvpr(inst, result.placement.gpu_of)
+    if result.status == "optimal":
+        assert result.gap == 0 and result.lower_bound_exact == result.peak_kvpr_exact
+    if result.status == "feasible" and result.peak_kvpr_exact is not None:
+        assert result.lower_bound_exact <= result.peak_kvpr_exact
+
+
+def assert_matches_brute(inst: Instance, result) -> None:
+    optimum, placement = brute_force_optimum(inst)
+    assert_consistent(inst, result)
+    if placement is None:
+        assert result.status == "infeasible" and result.placement is None
+        return
+    assert result.status == "optimal", result.details
+    assert result.peak_kvpr_exact == optimum  # exact Fractions (None = +inf on both sides)
+
+
+# -- brute force ----------------------------------------------------------------------
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(tiny_instances())
+def test_brute_force_symmetry_reduction_keeps_the_optimum(inst: Instance) -> None:
+    fits, best = naive_optimum(inst)
+    optimum, placement = brute_force_optimum(inst)
+    assert (placement is not None) == fits
+    assert optimum == best
+    if placement is not None:
+        check_placement(inst, placement)
+        assert exact_peak_kvpr(inst, placement) == optimum
+
+
+def test_brute_force_refuses_large_instances() -> None:
+    inst = make([(1, 1, 1)] * 30, [80] * 4)
+    with pytest.raises(KvoptError, match="brute force"):
+        brute_force_optimum(inst)
+
+
+# -- the driver with every backend ------------------------------------------------------
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(tiny_instances())
+def test_cpsat_optimum_equals_brute_force(inst: Instance) -> None:
+    # A first-fit start (usually poor) makes the backend do the bisection work.
+    assert_matches_brute(inst, solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst)))
+
+
+@pytest.mark.parametrize("solver", ["highs", "cbc"])
+@SLOW_SETTINGS
+@given(inst=tiny_instances())
+def test_milp_agrees_with_cpsat(solver: str, inst: Instance) -> None:
+    start = first_fit_start(inst)
+    milp = solve_exact(inst, backend="milp", solver=solver, warm_start=start)
+    cpsat = solve_exact(inst, backend="cpsat", warm_start=start)
+    assert_consistent(inst, milp)
+    assert milp.status == cpsat.status
+    assert milp.peak_kvpr_exact == cpsat.peak_kvpr_exact
+
+
+@SLOW_SETTINGS
+@given(tiny_instances())
+def test_default_backend_matches_brute_force_and_beats_heuristics(inst: Instance) -> None:
+    result = solve_exact(inst)
+    assert_matches_brute(inst, result)
+    heuristics = pytest.importorskip("kvopt.heuristics")
+    for name in ("greedy", "pipeline"):
+        try:
+            heuristic = heuristics.run_heuristic(name, inst)
+        except KvoptError:
+            continue  # the heuristic found no placement
+        if result.status == "optimal" and heuristic.peak_kvpr_exact is not None:
+            assert result.peak_kvpr_exact is not None and result.peak_kvpr_exact <= heuristic.peak_kvpr_exact
+
+
+# -- backends at the optimum: strict vs non-strict --------------------------------------
+def _backends() -> list:
+    return [CpSatBackend(), MilpBackend("highs"), MilpBackend("cbc")]
+
+
+@SLOW_SETTINGS
+@given(tiny_instances())
+def test_backends_answer_exactly_at_the_optimum(inst: Instance) -> None:
+    """KVPR <= T* is feasible and KVPR < T* infeasible; the placement meets T*."""
+    optimum, _ = brute_force_optimum(inst)
+    assume(optimum is not None and optimum > 0)
+    for backend in _backends():
+        at = backend.check(FeasibilityQuery(inst, optimum, strict=False))
+        below = backend.check(FeasibilityQuery(inst, optimum, strict=True))
+        assert at.status == "feasible", (backend.name, at.details)
+        assert exact_peak_kvpr(inst, check_placement(inst, at.gpu_of)) <= optimum
+        assert below.status == "infeasible", (backend.name, below.details)
+
+
+def test_strict_row_with_an_idle_gpu() -> None:
+    # Peak 1/2 needs the demand-free 10 GB model alone on a GPU, filling it exactly (KVPR 0):
+    # the strict row of a GPU without demand must keep its full capacity.
+    inst = make([(10, 0, 1), (6, 1, 1), (6, 1, 1)], [10, 20])
+    optimum, _ = brute_force_optimum(inst)
+    assert optimum == Fraction(2, 8)
+    for backend in _backends():
+        assert backend.check(FeasibilityQuery(inst, optimum, strict=False)).status == "feasible"
+        assert backend.check(FeasibilityQuery(inst, optimum, strict=True)).status == "infeasible"
+        assert backend.check(FeasibilityQuery(inst, optimum * 2, strict=True)).status == "feasible"
+
+
+def test_hint_is_returned_when_it_meets_the_target() -> None:
+    inst = make([(4, 1, 1), (4, 1, 1), (4, 1, 1)], [10, 10])
+    hint = (0, 0, 1)  # peak 2 / (10 - 8) = 1
+    for backend in _backends():
+        answer = backend.check(FeasibilityQuery(inst, Fraction(1), hint=hint))
+        assert answer.status == "feasible" and answer.gpu_of == hint
+
+
+# -- special outcomes ----------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["auto", "cpsat", "milp", "setpart"])
+def test_memory_infeasible_instance(backend: str) -> None:
+    inst = make([(50, 1, 1)] * 3, [80, 80])  # passes the totals check (150 <= 160), but no two fit together
+    result = solve_exact(inst, backend=backend)
+    assert result.status == "infeasible" and result.placement is None
+    assert "memory" in result.details["reason"]
+
+
+@pytest.mark.parametrize("backend", ["auto", "cpsat", "milp"])
+def test_infinite_optimum(backend: str) -> None:
+    inst = make([(80, 1, 1), (10, 1, 1)], [80, 40])  # the 80 GB model fills the only GPU it fits
+    result = solve_exact(inst, backend=backend)
+    assert result.status == "optimal" and math.isinf(result.peak_kvpr)
+    assert result.peak_kvpr_exact is None
+    check_placement(inst, result.placement)
+
+
+def test_zero_demand_is_optimal_at_zero() -> None:
+    inst = make([(20, 0, 1), (20, 0, 1), (30, 0, 1)], [40, 40])  # 20 + 20 | 30
+    result = solve_exact(inst, backend="cpsat")
+    assert result.status == "optimal" and result.peak_kvpr_exact == 0
+
+
+def test_time_limit_never_claims_optimality() -> None:
+    hard = next(i for i in load_suite("hetero") if i.name == "hetero_18")  # 25 models, 8 GPUs
+    result = solve_exact(hard, backend="cpsat", time_limit_s=0.3, warm_start=first_fit_start(hard))
+    assert result.status == "feasible"
+    assert result.gap > 0 and result.lower_bound_exact < result.peak_kvpr_exact
+    assert_consistent(hard, result)
+
+
+def test_bad_arguments_are_rejected() -> None:
+    inst = make([(4, 1, 1)], [10])
+    with pytest.raises(KvoptError, match="backend"):
+        solve_exact(inst, backend="gurobi")
+    with pytest.raises(KvoptError, match="solver"):
+        solve_exact(inst, solver="glpk")
+    with pytest.raises(PlacementError):
+        solve_exact(inst, warm_start=(3,))
+
+
+def test_progress_callback_sees_every_backend_call() -> None:
+    inst = make([(4, 3, 1), (6, 1, 1), (2, 2, 1), (5, 1, 2)], [12, 12])
+    events: list[ExactProgress] = []
+    result = solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst), progress=events.append)
+    assert len(events) == result.details["iterations"] == len(
+        [s for s in result.details["solves"] if "(" not in s[2]])
+    assert all(e.lower <= e.target for e in events)
+
+
+# -- adrs50 ------------------------------------------------------------------------------
+def test_adrs50_default_and_cpsat_agree() -> None:
+    """Two independent models (set partitioning by default, CP-SAT assignment) prove the same optima."""
+    for inst in load_suite("adrs50")[:3]:
+        default = solve_exact(inst)
+        cpsat = solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst))
+        assert default.status == cpsat.status == "optimal"
+        assert default.peak_kvpr_exact == cpsat.peak_kvpr_exact
+        assert default.details["backend"] == make_backend("auto", inst, upper=default.peak_kvpr_exact).name
+
+
+def test_write_reference(tmp_path: Path) -> None:
+    folder = tmp_path / "adrs50"
+    folder.mkdir()
+    for name in ("adrs50_07.json", "adrs50_10.json"):  # two 10-model cases
+        shutil.copy(REPO / "instances" / "adrs50" / name, folder / name)
+    path, data = write_reference("adrs50", root=tmp_path, time_limit_s=30)
+    assert path == folder / "reference.json"
+    stored = json.loads(path.read_text())
+    assert stored["suite"] == "adrs50" and set(stored["cases"]) == {"adrs50_07", "adrs50_10"}
+    for inst in load_suite("adrs50", tmp_path):
+        entry = stored["cases"][inst.name]
+        expected = solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst))
+        assert entry["status"] == "optimal" and entry["gap"] == 0
+        assert Fraction(entry["value"]) == Fraction(entry["lower_bound"]) == expected.peak_kvpr_exact
+        assert entry["value_float"] == pytest.approx(float(expected.peak_kvpr_exact))

@@ -1,0 +1,186 @@
+"""McCormick MILP (vs brute force on tiny instances) and LP/MPS export (files parse back and
+solve consistently with the exact check around the optimum)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import highspy
+import pulp
+import pytest
+
+from kvopt.evaluate import exact_peak_kvpr
+from kvopt.exact.export import export_model
+from kvopt.exact.mccormick import canonical_placement, gpu_classes, greedy_placement, solve_mccormick
+from kvopt.model import Instance, KvoptError
+
+
+# -- independent brute force -----------------------------------------------------------
+def _peak(inst: Instance, gpu_of) -> Fraction | None:
+    """Exact peak from the raw fields (None: memory overflow or infinite KVPR)."""
+    peak = Fraction(0)
+    for g, cap in enumerate(inst.gpu_mem_gb):
+        on = [m for m, h in zip(inst.models, gpu_of) if h == g]
+        used = sum((Fraction(repr(float(m.size_gb))) for m in on), Fraction(0))
+        need = sum((Fraction(repr(float(m.req_rate))) / Fraction(repr(float(m.slo))) for m in on), Fraction(0))
+        free = Fraction(repr(float(cap))) - used
+        if free < 0 or (need > 0 and free == 0):
+            return None
+        if need > 0:
+            peak = max(peak, need / free)
+    return peak
+
+
+def brute(inst: Instance) -> tuple[Fraction, tuple[int, ...]]:
+    """(optimum, the worst finite placement) over all G^n assignments."""
+    best, worst, worst_at = None, None, None
+    for gpu_of in itertools.product(range(inst.num_gpus), repeat=inst.num_models):
+        peak = _peak(inst, gpu_of)
+        if peak is None:
+            continue
+        best = peak if best is None else min(best, peak)
+        if worst is None or peak > worst:
+            worst, worst_at = peak, gpu_of
+    assert best is not None
+    return best, worst_at
+
+
+def random_instance(seed: int) -> Instance:
+    rng = random.Random(1000 + seed)
+    while True:
+        caps = [rng.choice([40, 60, 80]) for _ in range(rng.randint(2, 3))]
+        models = [{"name": f"m{j}", "size_gb": rng.randint(5, 30), "req_rate": rng.randint(0, 9),
+                   "slo": rng.randint(1, 9)} for j in range(rng.randint(3, 6))]
+        try:
+            inst = Instance.build(models, caps, name=f"mc{seed}")
+        except KvoptError:
+            continue
+        if sum(m.req_rate for m in inst.models) > 0 and any(
+                _peak(inst, p) is not None for p in itertools.product(range(len(caps)), repeat=len(models))):
+            return inst
+
+
+TINY = [random_instance(seed) for seed in range(10)]
+
+
+# -- McCormick --------------------------------------------------------------------------
+def test_mccormick_matches_brute_force_from_a_bad_start() -> None:
+    """Warm-started at the *worst* placement, so the MILP has to do the work."""
+    for inst in TINY:
+        optimum, worst = brute(inst)
+        result = solve_mccormick(inst, warm_start=worst, time_limit_s=20)
+        assert result.status == "optimal", result.details
+        assert result.details["proof"] == "exact"
+        assert result.peak_kvpr_exact == optimum
+        assert exact_peak_kvpr(inst, result.placement.gpu_of) == optimum
+        assert result.lower_bound_exact == optimum
+        assert result.details["T_hi"] == float(_peak(inst, worst))
+
+
+def test_mccormick_without_certificate_is_tolerance_proof() -> None:
+    for inst in TINY[:5]:
+        optimum, worst = brute(inst)
+        result = solve_mccormick(inst, warm_start=worst, certify=False, time_limit_s=20)
+        if result.details.get("via") == "start meets bound":
+            continue
+        assert result.status == "optimal" and result.details["proof"] == "solver-tolerance"
+        assert result.lower_bound_exact is None
+        assert result.peak_kvpr_exact == optimum
+        assert result.lower_bound == pytest.approx(float(optimum), rel=1e-6)
+
+
+def test_mccormick_with_cbc() -> None:
+    for inst in TINY[:3]:
+        optimum, worst = brute(inst)
+        result = solve_mccormick(inst, solver="cbc", warm_start=worst, time_limit_s=20)
+        assert result.peak_kvpr_exact == optimum
+        assert result.status == "optimal"
+
+
+def test_mccormick_respects_given_bounds() -> None:
+    inst = TINY[0]
+    optimum, worst = brute(inst)
+    result = solve_mccormick(inst, warm_start=worst, lower=optimum / 2, upper=optimum * 2)
+    assert result.details["T_hi"] <= float(optimum) * 2 + 1e-12
+    assert result.peak_kvpr_exact == optimum
+    with pytest.raises(KvoptError, match="unknown solver"):
+        solve_mccormick(inst, solver="gurobi")
+
+
+def test_greedy_is_valid_and_canonical_relabelling_keeps_peak() -> None:
+    for inst in TINY:
+        gpu_of = greedy_placement(inst)
+        assert _peak(inst, gpu_of) is not None or exact_peak_kvpr(inst, gpu_of) is None
+        _, worst = brute(inst)
+        canon = canonical_placement(inst, worst)
+        assert _peak(inst, canon) == _peak(inst, worst)
+        for gpus in gpu_classes(inst):  # k-th GPU of a class carries no model with index < k
+            for k, g in enumerate(gpus):
+                assert all(i >= k for i, h in enumerate(canon) if h == g)
+
+
+# -- export -----------------------------------------------------------------------------
+def _highs_status(path: Path) -> tuple[str, int, int, float]:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    assert h.readModel(str(path)) == highspy.HighsStatus.kOk
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    return status, h.getNumCol(), h.getNumRow(), h.getInfo().objective_function_value
+
+
+@pytest.mark.parametrize("fmt", ["lp", "mps"])
+def test_assignment_export_is_consistent_with_exact_check(tmp_path: Path, fmt: str) -> None:
+    for inst in TINY[:5]:
+        optimum, _ = brute(inst)
+        n, g = inst.num_models, inst.num_gpus
+        cases = [(optimum, False, "Optimal"), (optimum, True, "Infeasible"),
+                 (optimum * Fraction(999, 1000), False, "Infeasible"), (optimum * Fraction(1001, 1000), True, "Optimal")]
+        for target, strict, expected in cases:
+            path = tmp_path / f"{inst.name}.{fmt}"
+            info = export_model(inst, target, path, fmt=fmt, strict=strict)
+            assert path.exists() and info.num_constraints >= n + g
+            status, cols, rows, _ = _highs_status(path)
+            assert status == expected, (inst, target, strict)
+            zero_demand = any(m.req_rate == 0 for m in inst.models)
+            if not (strict and zero_demand):
+                # PuLP adds one fixed dummy column for the empty objective.
+                assert rows == n + g and cols in (n * g, n * g + 1)
+        if fmt == "mps":
+            variables, problem = pulp.LpProblem.fromMPS(str(path))
+            assert sum(1 for name in variables if name.startswith("x_")) == n * g
+            assert all(problem.get_constraint_by_name(f"assign_{i}") is not None for i in range(n))
+
+
+@pytest.mark.parametrize("fmt", ["lp", "mps"])
+def test_mccormick_export_solves_to_the_optimum(tmp_path: Path, fmt: str) -> None:
+    for inst in TINY[:4]:
+        optimum, worst = brute(inst)
+        upper = _peak(inst, worst)
+        path = tmp_path / f"{inst.name}_mc.{fmt}"
+        info = export_model(inst, upper, path, fmt=fmt, model="mccormick")
+        n, g = inst.num_models, inst.num_gpus
+        assert info.num_variables == 1 + 2 * n * g
+        assert info.num_constraints == n + 2 * g + 4 * n * g
+        status, cols, rows, objective = _highs_status(path)
+        assert status == "Optimal" and cols == 1 + 2 * n * g and rows == n + 2 * g + 4 * n * g
+        assert objective == pytest.approx(float(optimum), rel=1e-6)
+        if fmt == "mps":
+            variables, problem = pulp.LpProblem.fromMPS(str(path))
+            assert len(variables) == 1 + 2 * n * g and problem.numConstraints() == n + 2 * g + 4 * n * g
+
+
+def test_export_rejects_bad_arguments(tmp_path: Path) -> None:
+    inst = TINY[0]
+    with pytest.raises(KvoptError, match="format"):
+        export_model(inst, Fraction(1, 10), tmp_path / "a.txt", fmt="txt")
+    with pytest.raises(KvoptError, match="model"):
+        export_model(inst, Fraction(1, 10), tmp_path / "a.lp", model="cp")
+    with pytest.raises(KvoptError, match="must be > 0"):
+        export_model(inst, Fraction(0), tmp_path / "a.lp")
+    # A target whose integer rows would not print exactly in 12 digits.
+    with pytest.raises(KvoptError, match="smaller denominator"):
+        export_model(inst, Fraction(10**15 + 1, 10**16 + 7), tmp_path / "a.lp")
