@@ -2,11 +2,13 @@
 
 Start from a placement (the pipeline heuristic by default) and repeat:
 
-1. pick a small set ``H`` of GPUs: every GPU at the global peak (up to
-   ``neighbourhood_gpus`` of them) plus ``neighbourhood_gpus - 1`` others chosen
-   by a rule that rotates with the iteration number (``RULES``):
-   ``least_loaded`` (lowest KVPR), ``random`` (a seeded ``numpy`` Generator),
-   ``most_free_memory`` (largest ``C_g - S_g``);
+1. pick a small set ``H`` of GPUs: a GPU at the global peak (up to
+   ``max_peak_gpus`` of them when several tie) plus others chosen by a rule
+   that rotates with the iteration number (``RULES``): ``least_loaded``
+   (lowest KVPR), ``random`` (a seeded ``numpy`` Generator),
+   ``most_free_memory`` (largest ``C_g - S_g``).  ``H`` has
+   ``neighbourhood_gpus`` GPUs, one more after every ``grow_after`` rejected
+   moves in a row, up to ``max_neighbourhood_gpus``;
 2. cut out the sub-instance: the models placed on ``H`` and the capacities of ``H``;
 3. solve it exactly (``kvopt.exact.solve_exact``), warm-started from the current
    sub-placement, with a small time limit; every other GPU stays as it is;
@@ -20,9 +22,20 @@ global peak never increases; and the sorted KVPR vector of *all* GPUs (the
 "leximax" order) strictly decreases, so the search never cycles.  When ``H``
 holds every GPU at the global peak, "minimise the largest KVPR on ``H``" (what
 the exact sub-solve does) is exactly "minimise the global peak with the rest
-fixed"; when more GPUs tie at the peak than fit in ``H``, a sub-solve that takes
-the chosen ones below the peak is a sideways move that shrinks the set of peak
-GPUs (accepted: the leximax order decreased).
+fixed"; when several GPUs tie at the peak, a sub-solve that takes the chosen
+ones below the peak is a sideways move that shrinks the set of peak GPUs
+(accepted: the leximax order decreased).
+
+Why the defaults (``neighbourhood_gpus=2``, ``max_peak_gpus=1``): measured in
+``reports/scale.md`` and below.  Pairs (the peak GPU and one receiver) solve in
+a few milliseconds, so several times more moves fit in the budget than with
+4-GPU neighbourhoods; on a random 1024-GPU x 4096-model instance and 60 s, pairs
+growing to 4 left a gap to the root bound of 0.08-0.12 % against 0.20 % for
+4-GPU neighbourhoods growing to 8 (and 0.13-0.16 % for 3 growing to 6).
+Putting several tied peak GPUs into one neighbourhood hurts: the exact
+sub-objective (the largest KVPR in ``H``) only improves if *all* of them drop,
+whereas one tied GPU at a time can always be taken below the peak by a
+sideways move.
 
 Determinism.  Every decision is driven by the iteration counter and the seeded
 generator, never by the clock.  With ``max_iterations`` and no binding time
@@ -32,8 +45,10 @@ work: a run that ends on ``time_limit_s`` (or whose sub-solves hit
 ``sub_time_limit_s``) can depend on machine speed; ``details`` records both.
 
 The lower bound reported is the best certified bound kvopt has: the root bound
-(``kvopt.bounds.root_lower_bound``) and, when available and there is a gap, the
-column-generation bound (``kvopt.exact.colgen.colgen_lower_bound``).  The status
+(``kvopt.bounds.root_lower_bound``) and, if ``colgen_time_s > 0`` and a gap is
+left, the column-generation bound (``kvopt.exact.colgen.colgen_lower_bound``).
+Colgen is off by default: on 64-GPU instances it needed 40-70 s and raised the
+bound by at most 1e-4 relative, and it grows quickly with the cluster.  The status
 is ``optimal`` only when the peak equals a proven bound exactly (or when one
 neighbourhood covered every GPU and its exact solve was proven optimal).
 """
@@ -56,6 +71,9 @@ RULES = ("least_loaded", "random", "most_free_memory")
 
 # A KVPR value in exact arithmetic: a Fraction, or math.inf for a full GPU with demand.
 ExactKvpr = Fraction | float
+
+# Relative precision asked of the column-generation bound search.
+COLGEN_REL_TOL = 1e-5
 
 # Below this many seconds left there is no point starting another sub-solve.
 MIN_SUB_SOLVE_S = 0.05
@@ -151,13 +169,13 @@ def select_neighbourhood(
     neighbourhood_gpus: int,
     attempt: int,
     rng: np.random.Generator,
-    max_peak_gpus: int | None = None,
+    max_peak_gpus: int = 1,
 ) -> tuple[int, ...]:
     """The ``neighbourhood_gpus`` GPUs of one neighbourhood (all GPUs if fewer), in increasing index order.
 
-    The head is the peak GPUs, at most ``max_peak_gpus`` of them (default
-    ``ceil(neighbourhood_gpus / 2)``, so there are always receivers); the rest
-    of the neighbourhood is filled by the rule:
+    The head is the first ``max_peak_gpus`` peak GPUs (at least one; default
+    one, see the module docstring); the rest of the neighbourhood is filled by
+    the rule:
 
     - ``least_loaded``: lowest KVPR first (ties: lower index);
     - ``most_free_memory``: largest ``C_g - S_g`` first (ties: lower index);
@@ -169,8 +187,6 @@ def select_neighbourhood(
     """
     if neighbourhood_gpus < 1:
         raise KvoptError(f"field 'neighbourhood_gpus': must be >= 1, got {neighbourhood_gpus}")
-    if max_peak_gpus is None:
-        max_peak_gpus = (neighbourhood_gpus + 1) // 2
     num_gpus = len(gpu_kvpr)
     head = [int(g) for g in peak_gpus[:max(1, max_peak_gpus)]]
     in_head = np.zeros(num_gpus, dtype=bool)
@@ -323,7 +339,8 @@ def certified_lower_bound(instance: Instance, *, colgen_time_s: float = 0.0,
         if exc.name not in ("kvopt.exact.colgen", "kvopt.exact"):
             raise
         return bound, source
-    found = colgen_lower_bound(instance, upper=target, time_limit_s=colgen_time_s)
+    # The LNS gaps are often below colgen's default tolerance (1e-3): ask for a finer one.
+    found = colgen_lower_bound(instance, upper=target, time_limit_s=colgen_time_s, rel_tol=COLGEN_REL_TOL)
     # A ColgenBound carries ``.bound`` (the mediant or a verified certificate: both valid bounds).
     colgen_bound = getattr(found, "bound", found)
     if isinstance(colgen_bound, Fraction) and colgen_bound > bound:
@@ -400,7 +417,7 @@ def solve_lns(
     *,
     time_limit_s: float = 60.0,
     seed: int = 0,
-    neighbourhood_gpus: int = 4,
+    neighbourhood_gpus: int = 2,
     sub_time_limit_s: float = 2.0,
     start: Placement | None = None,
     progress: Any = None,
@@ -408,7 +425,8 @@ def solve_lns(
     backend: str = "auto",
     colgen_time_s: float = 0.0,
     max_neighbourhood_gpus: int | None = None,
-    grow_after: int = 12,
+    grow_after: int = 30,
+    max_peak_gpus: int = 1,
 ) -> Result:
     """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
 
@@ -417,9 +435,20 @@ def solve_lns(
     results that do not depend on machine speed).  ``progress``: a callable
     receiving ``LnsProgress`` per iteration, or truthy for a tqdm bar on a
     terminal.  ``colgen_time_s`` > 0 also tries the column-generation bound
-    (when ``kvopt.exact.colgen`` exists) after the search.
+    (when ``kvopt.exact.colgen`` exists) after the search, on top of the time
+    limit.  ``max_neighbourhood_gpus`` defaults to ``2 * neighbourhood_gpus``.
+
+    ``details``: ``iterations``, ``accepted`` (moves), ``accepted_by_rule``,
+    ``sub_solves_not_optimal`` (sub-solves stopped by ``sub_time_limit_s``: if
+    not 0, the run may depend on machine speed), ``stop_reason``,
+    ``lower_bound_source``, ``start_peak`` and ``history`` (``(iteration,
+    seconds, peak)`` each time the global peak dropped).
     """
-    _check_parameters(time_limit_s, neighbourhood_gpus, sub_time_limit_s, max_iterations)
+    if max_neighbourhood_gpus is None:
+        max_neighbourhood_gpus = 2 * neighbourhood_gpus
+    _check_parameters(time_limit_s=time_limit_s, sub_time_limit_s=sub_time_limit_s,
+                      neighbourhood_gpus=neighbourhood_gpus, max_neighbourhood_gpus=max_neighbourhood_gpus,
+                      grow_after=grow_after, max_peak_gpus=max_peak_gpus, max_iterations=max_iterations)
     clock = time.perf_counter()
     gpu_of, start_source = start_placement(instance, start)
     state = load_state(instance, gpu_of)
@@ -430,8 +459,6 @@ def solve_lns(
     rng = np.random.default_rng(seed)
     failures = {rule: 0 for rule in RULES}  # rejected moves per rule since the last accepted one
     stall = 0  # rejected moves in a row
-    if max_neighbourhood_gpus is None:
-        max_neighbourhood_gpus = 2 * neighbourhood_gpus
     log.history.append((0, time.perf_counter() - clock, start_peak))
     try:
         while True:
@@ -446,7 +473,7 @@ def solve_lns(
             gpus = select_neighbourhood(
                 rule, peak_gpus=peak_gpus, gpu_kvpr=state.gpu_kvpr,
                 free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=size,
-                attempt=failures[rule], rng=rng)
+                attempt=failures[rule], rng=rng, max_peak_gpus=max_peak_gpus)
             sub = extract_subproblem(instance, state.gpu_of, gpus)
             remaining = time_limit_s - (time.perf_counter() - clock)
             outcome = solve_subproblem(sub, backend=backend, time_limit_s=min(sub_time_limit_s, remaining),
@@ -458,7 +485,9 @@ def solve_lns(
                 apply_move(instance, state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
                 failures = {r: 0 for r in RULES}
                 stall = 0
-                log.history.append((log.iterations, time.perf_counter() - clock, float(state.gpu_kvpr.max())))
+                new_peak = float(state.gpu_kvpr.max())
+                if new_peak < log.history[-1][2]:
+                    log.history.append((log.iterations, time.perf_counter() - clock, new_peak))
             else:
                 failures[rule] += 1
                 stall += 1
@@ -476,20 +505,26 @@ def solve_lns(
         reporter.close()
     return _final_result(instance, state, log, root_bound, clock, time_limit_s, colgen_time_s,
                          start_peak=start_peak, start_source=start_source, seed=seed,
-                         neighbourhood_gpus=neighbourhood_gpus, sub_time_limit_s=sub_time_limit_s)
+                         neighbourhood_gpus=neighbourhood_gpus, max_neighbourhood_gpus=max_neighbourhood_gpus,
+                         max_peak_gpus=max_peak_gpus, grow_after=grow_after, sub_time_limit_s=sub_time_limit_s)
 
 
-def _check_parameters(time_limit_s: float, neighbourhood_gpus: int, sub_time_limit_s: float,
-                      max_iterations: int | None) -> None:
-    if not time_limit_s > 0:
-        raise KvoptError(f"field 'time_limit_s': must be > 0, got {time_limit_s!r}")
-    if not sub_time_limit_s > 0:
-        raise KvoptError(f"field 'sub_time_limit_s': must be > 0, got {sub_time_limit_s!r}")
-    if isinstance(neighbourhood_gpus, bool) or not isinstance(neighbourhood_gpus, int) or neighbourhood_gpus < 1:
-        raise KvoptError(f"field 'neighbourhood_gpus': must be an integer >= 1, got {neighbourhood_gpus!r}")
-    if max_iterations is not None and (isinstance(max_iterations, bool) or not isinstance(max_iterations, int)
-                                       or max_iterations < 0):
-        raise KvoptError(f"field 'max_iterations': must be an integer >= 0, got {max_iterations!r}")
+def _check_parameters(**values: Any) -> None:
+    """Raise ``KvoptError`` naming the first bad parameter."""
+    for name in ("time_limit_s", "sub_time_limit_s"):
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise KvoptError(f"field {name!r}: must be a number > 0, got {value!r}")
+    for name, least in (("neighbourhood_gpus", 1), ("max_neighbourhood_gpus", 1), ("grow_after", 1),
+                        ("max_peak_gpus", 1), ("max_iterations", 0)):
+        value = values[name]
+        if name == "max_iterations" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise KvoptError(f"field {name!r}: must be an integer >= {least}, got {value!r}")
+    if values["max_neighbourhood_gpus"] < values["neighbourhood_gpus"]:
+        raise KvoptError(f"field 'max_neighbourhood_gpus': must be >= neighbourhood_gpus "
+                         f"({values['neighbourhood_gpus']}), got {values['max_neighbourhood_gpus']}")
 
 
 def _stop_reason(log: _SearchLog, peak: ExactKvpr, bound: Fraction, max_iterations: int | None,

@@ -35,10 +35,21 @@ from kvopt.heuristics import run_heuristic
 from kvopt.model import Instance, KvoptError
 from kvopt.suites import SUITES, load_reference, load_suite
 
-try:  # the team's bound module, when it exists; same formula as ours
-    from kvopt.bounds import simple_lower_bound  # type: ignore[attr-defined]
-except ImportError:
-    from kvopt.heuristics.construct import simple_lower_bound
+from kvopt.heuristics.construct import simple_lower_bound as float_lower_bound
+
+try:  # the team's exact bound module; same formula, in exact arithmetic
+    from kvopt.bounds import is_infinite_bound
+    from kvopt.bounds import simple_lower_bound as exact_lower_bound
+except ImportError:  # pragma: no cover - only while the module is missing
+    exact_lower_bound = None
+
+
+def simple_lower_bound(instance: Instance) -> float:
+    """``max(sum n / (sum C - sum s), max_i n_i / (C_max - s_i))`` as a float (``inf`` if proven infinite)."""
+    if exact_lower_bound is None:
+        return float_lower_bound(instance)
+    bound = exact_lower_bound(instance)
+    return math.inf if is_infinite_bound(instance, bound) else float(bound)
 
 METHODS = ("greedy", "pipeline")
 
@@ -244,7 +255,16 @@ def machine_lines() -> list[str]:
         f"- platform: {platform.platform()}",
         f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores",
         f"- Python {platform.python_version()}, numpy {np.__version__}",
+        f"- load average at the end (1/5/15 min): {load_average()} (other jobs share the cores: times are wall",
+        "  times and grow with the load)",
     ]
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def suite_table(stats: Sequence[SuiteStats]) -> list[str]:

@@ -20,16 +20,15 @@ from kvopt.heuristics.construct import (
     pack_at_target,
     parametric_packing,
     regret_insertion,
-    search_at_target,
     simple_lower_bound,
-    tighten_by_search,
 )
 from kvopt.heuristics.greedy import greedy
 from kvopt.heuristics.local_search import local_search
 from kvopt.heuristics.pipeline import PipelineConfig, construct_candidates, pipeline, select_best
 from kvopt.heuristics.refine import refine_peak
 from kvopt.heuristics.repair import descend_by_repair, repair_at_target
-from kvopt.heuristics.state import LoadState
+from kvopt.heuristics.search import MAX_DEPTH, search_at_target, tighten_by_search
+from kvopt.heuristics.state import LoadState, extreme_models
 from kvopt.model import Instance, KvoptError, Placement
 
 FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -409,3 +408,42 @@ def test_local_search_on_heap_sized_cluster_never_increases_peak():
     improved = local_search(inst, start, max_iters=300, num_targets=8)
     assert is_valid(inst, improved)
     assert peak_of(inst, improved) < peak_of(inst, start)
+
+
+def test_extreme_models_ranks_by_budget_weight():
+    inst = Instance.build([
+        {"name": "big", "size_gb": 30, "req_rate": 0, "slo": 1},    # weight at level 0.1: 3
+        {"name": "hot", "size_gb": 1, "req_rate": 5, "slo": 1},     # 5.1
+        {"name": "small", "size_gb": 2, "req_rate": 1, "slo": 1},   # 1.2
+    ], [80])
+    state = LoadState(inst, (0, 0, 0))
+    assert extreme_models(state, [0, 1, 2], 2, 0.1, heaviest=True) == [1, 0]
+    assert extreme_models(state, [0, 1, 2], 1, 0.1, heaviest=False) == [2]
+    assert extreme_models(state, [0, 1], 5, 0.1, heaviest=True) == [0, 1]  # few models: as given
+
+
+def test_local_search_on_crowded_gpus_with_narrow_swaps():
+    inst = random_instance(4, 240, seed=11)
+    start = memory_balanced(inst)
+    for width in (0, 3):
+        improved = local_search(inst, start, max_iters=100, num_targets=4, swap_width=width)
+        assert is_valid(inst, improved)
+        assert peak_of(inst, improved) < peak_of(inst, start)
+
+
+def test_search_refuses_instances_deeper_than_recursion_allows():
+    inst = random_instance(200, MAX_DEPTH + 1, seed=12)
+    answer = search_at_target(inst, 1.0, node_limit=10)
+    assert answer.gpu_of is None and not answer.proven_infeasible
+
+
+@FAST
+@given(planted_instances(max_gpus=5, max_per_gpu=4))
+def test_stages_keep_the_peak_of_an_already_good_placement(inst):
+    # From a good start an improving change is rare, so a stage that accepted a
+    # worsening change would show up here.
+    good = pipeline(inst)
+    peak = peak_of(inst, good)
+    assert peak_of(inst, local_search(inst, good, max_iters=30, num_targets=4)) <= peak
+    assert peak_of(inst, refine_peak(inst, good, passes=3, top_k=4, num_targets=2)) <= peak
+    assert peak_of(inst, descend_by_repair(inst, good, rounds=3, max_iters=30, max_bumps=2)) <= peak

@@ -18,10 +18,12 @@ from kvopt.lns import (
     accept_move,
     apply_move,
     as_exact_kvpr,
+    certified_lower_bound,
     extract_subproblem,
     leximax_key,
     load_state,
     merge_back,
+    neighbourhood_size,
     peak_gpu_set,
     select_neighbourhood,
     solve_lns,
@@ -132,26 +134,33 @@ def test_select_neighbourhood_keeps_tied_peaks_up_to_the_cap():
     kvpr = np.array([5.0, 5.0, 5.0, 1.0, 2.0, 5.0])
     free = np.ones(6)
     rng = np.random.default_rng(0)
-    chosen = select_neighbourhood("least_loaded", peak_gpus=[0, 1, 2, 5], gpu_kvpr=kvpr, free_mem=free,
-                                  neighbourhood_gpus=3, attempt=0, rng=rng)
-    assert chosen == (0, 1, 2, 3, 4)  # three of the four peaks, then the two least loaded
-    whole = select_neighbourhood("random", peak_gpus=[0], gpu_kvpr=kvpr, free_mem=free,
-                                 neighbourhood_gpus=10, attempt=0, rng=rng)
-    assert whole == tuple(range(6))
+    pick = dict(peak_gpus=[0, 1, 2, 5], gpu_kvpr=kvpr, free_mem=free, attempt=0, rng=rng)
+    # Default: one peak GPU, then the least loaded.
+    assert select_neighbourhood("least_loaded", neighbourhood_gpus=3, **pick) == (0, 3, 4)
+    # Three of the four tied peaks, then the two least loaded.
+    assert select_neighbourhood("least_loaded", neighbourhood_gpus=5, max_peak_gpus=3, **pick) == (0, 1, 2, 3, 4)
+    assert select_neighbourhood("random", neighbourhood_gpus=10, **pick) == tuple(range(6))
 
 
-@given(placed_instances(), st.integers(1, 5), st.sampled_from(RULES), st.integers(0, 9), st.integers(0, 99))
+@given(placed_instances(), st.integers(1, 5), st.integers(1, 3), st.sampled_from(RULES), st.integers(0, 9),
+       st.integers(0, 99))
 @settings(max_examples=60, deadline=None)
-def test_neighbourhood_holds_the_peak_and_distinct_gpus(case, size, rule, attempt, seed):
+def test_neighbourhood_holds_the_peak_and_distinct_gpus(case, size, max_peaks, rule, attempt, seed):
     inst, gpu_of = case
     state = load_state(inst, gpu_of)
     peaks, _ = peak_gpu_set(inst, state)
     chosen = select_neighbourhood(rule, peak_gpus=peaks, gpu_kvpr=state.gpu_kvpr,
                                   free_mem=inst.capacities - state.used_mem, neighbourhood_gpus=size,
-                                  attempt=attempt, rng=np.random.default_rng(seed))
-    assert len(set(chosen)) == len(chosen) == min(inst.num_gpus, min(len(peaks), size) + size - 1)
-    assert set(peaks[:size]) <= set(chosen)
+                                  attempt=attempt, rng=np.random.default_rng(seed), max_peak_gpus=max_peaks)
+    head = peaks[:max_peaks]
+    assert len(set(chosen)) == len(chosen) == min(inst.num_gpus, max(size, len(head)))
+    assert set(head) <= set(chosen)
     assert list(chosen) == sorted(chosen)
+
+
+def test_neighbourhood_size_grows_with_failures():
+    sizes = [neighbourhood_size(2, f, grow_after=3, max_gpus=4) for f in range(10)]
+    assert sizes == [2, 2, 2, 3, 3, 3, 4, 4, 4, 4]
 
 
 # -- sub-instances ------------------------------------------------------------------
@@ -203,3 +212,131 @@ def test_extract_rejects_bad_neighbourhoods():
 def test_as_exact_kvpr_maps_infinity():
     assert as_exact_kvpr(None) == math.inf
     assert as_exact_kvpr(Fraction(1, 3)) == Fraction(1, 3)
+
+
+# -- the search ---------------------------------------------------------------------
+# ``dense_06`` of kvopt's dense family (3 x 80 GB, 22 models), frozen here: the
+# pipeline heuristic misses the optimum on it (by about 3e-5 relative).
+DENSE_06_ROWS = [
+    (2, 20.1, 2), (20, 0.9, 1), (14, 0.5, 5), (6, 0.8, 5), (1, 1.0, 5), (1, 7.5, 5), (1, 1.2, 2), (15, 0.5, 2),
+    (14, 0.5, 1), (1, 0.6, 5), (7, 0.6, 1), (1, 0.9, 1), (2, 4.2, 1), (5, 1.1, 2), (5, 4.4, 2), (7, 6.0, 5),
+    (4, 2.1, 2), (2, 1.2, 1), (24, 0.5, 1), (5, 0.7, 1), (6, 2.9, 2), (4, 1.7, 5),
+]
+
+
+def random_instance(num_gpus: int, num_models: int, seed: int) -> Instance:
+    rng = np.random.default_rng(seed)
+    rows = [(int(rng.integers(5, 26)), int(rng.integers(1, 11)), int(rng.integers(5, 11))) for _ in range(num_models)]
+    return make_instance(rows, [80] * num_gpus, name=f"random{seed}")
+
+
+def check_lns_result(inst: Instance, result, start_peak: Fraction | None) -> None:
+    """What every LNS result must satisfy (``None`` peaks are +inf, as in ``kvopt.evaluate``)."""
+    ev = evaluate(inst, result.placement)  # raises if the placement is not valid
+    assert result.method == "lns"
+    assert ev.peak_kvpr_exact == result.peak_kvpr_exact
+    assert as_exact_kvpr(result.peak_kvpr_exact) <= as_exact_kvpr(start_peak)
+    assert result.lower_bound_exact <= as_exact_kvpr(result.peak_kvpr_exact)
+    assert (result.status == "optimal") == (result.peak_kvpr_exact == result.lower_bound_exact)
+
+
+def test_lns_reaches_the_exact_optimum_where_the_pipeline_does_not():
+    from kvopt.exact import solve_exact
+    from kvopt.heuristics import run_heuristic
+
+    inst = make_instance(DENSE_06_ROWS, [80, 80, 80], name="dense_06")
+    exact = solve_exact(inst, time_limit_s=60)
+    assert exact.status == "optimal"
+    pipeline = run_heuristic("pipeline", inst)
+    assert pipeline.peak_kvpr_exact > exact.peak_kvpr_exact, "precondition: pick an instance the pipeline misses"
+    result = solve_lns(inst, neighbourhood_gpus=3, max_iterations=5, time_limit_s=60)
+    check_lns_result(inst, result, pipeline.peak_kvpr_exact)
+    assert result.peak_kvpr_exact == exact.peak_kvpr_exact
+    assert result.status == "optimal"
+
+
+@given(placed_instances(max_gpus=3, max_models=6))
+@settings(max_examples=25, deadline=None)
+def test_lns_covering_every_gpu_finds_the_brute_force_optimum(case):
+    inst, start = case
+    result = solve_lns(inst, start=Placement(start), neighbourhood_gpus=inst.num_gpus, max_iterations=3,
+                       time_limit_s=60)
+    check_lns_result(inst, result, exact_peak_kvpr(inst, start))
+    assert result.peak_kvpr_exact == brute_force_optimum(inst)
+    assert result.status == "optimal"
+
+
+@given(placed_instances(max_gpus=6, max_models=12), st.integers(0, 3))
+@settings(max_examples=20, deadline=None)
+def test_lns_never_worsens_its_start(case, seed):
+    inst, start = case
+    result = solve_lns(inst, start=Placement(start), max_iterations=6, seed=seed, time_limit_s=60)
+    check_lns_result(inst, result, exact_peak_kvpr(inst, start))
+
+
+def test_lns_improves_a_poor_start_and_reports_progress():
+    inst = random_instance(12, 40, seed=3)
+    start = first_fit(inst)
+    events: list[LnsProgress] = []
+    result = solve_lns(inst, start=Placement(start), max_iterations=40, time_limit_s=120, progress=events.append)
+    start_peak = exact_peak_kvpr(inst, start)
+    check_lns_result(inst, result, start_peak)
+    # First fit packs the first GPUs full (here one to the last GB: an infinite peak).
+    assert as_exact_kvpr(result.peak_kvpr_exact) < as_exact_kvpr(start_peak)
+    assert [e.iteration for e in events] == list(range(1, result.details["iterations"] + 1))
+    peaks = [e.peak_kvpr for e in events]
+    assert peaks == sorted(peaks, reverse=True)
+    assert result.details["accepted"] == sum(e.accepted for e in events)
+
+
+def test_lns_is_deterministic_with_max_iterations():
+    inst = random_instance(16, 64, seed=7)
+    start = Placement(first_fit(inst))
+    runs = [solve_lns(inst, start=start, max_iterations=30, seed=5, time_limit_s=120) for _ in range(2)]
+    assert runs[0].details["sub_solves_not_optimal"] == 0  # else the sub-solves' time limits could differ
+    assert runs[0].placement == runs[1].placement
+    for key in ("iterations", "accepted", "accepted_by_rule", "stop_reason"):
+        assert runs[0].details[key] == runs[1].details[key]
+    assert runs[0].details["iterations"] == 30
+    other_seed = solve_lns(inst, start=start, max_iterations=30, seed=6, time_limit_s=120)
+    check_lns_result(inst, other_seed, exact_peak_kvpr(inst, start.gpu_of))
+
+
+def test_lns_stops_at_the_lower_bound():
+    # Two identical GPUs and two identical models: one per GPU meets the mediant bound.
+    inst = make_instance([(10, 1, 1), (10, 1, 1)], [80, 80])
+    result = solve_lns(inst, start=Placement((0, 0)), max_iterations=10, time_limit_s=60)
+    assert result.placement.gpu_of in ((0, 1), (1, 0))
+    assert result.status == "optimal"
+    assert result.details["iterations"] == 1
+    # A progress bar (quiet off a terminal) changes nothing.
+    with_bar = solve_lns(inst, start=Placement((0, 0)), max_iterations=10, time_limit_s=60, progress=True)
+    assert with_bar.placement == result.placement
+
+
+def test_certified_lower_bound_is_a_lower_bound():
+    from kvopt.bounds import root_lower_bound
+    from kvopt.exact import solve_exact
+
+    inst = make_instance(DENSE_06_ROWS, [80, 80, 80], name="dense_06")
+    optimum = solve_exact(inst, time_limit_s=60).peak_kvpr_exact
+    bound, source = certified_lower_bound(inst, colgen_time_s=10, target=optimum)
+    assert root_lower_bound(inst) <= bound <= optimum
+    assert source in ("root", "colgen")
+    assert certified_lower_bound(inst) == (root_lower_bound(inst), "root")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("time_limit_s", 0), ("sub_time_limit_s", -1.0), ("neighbourhood_gpus", 0), ("max_peak_gpus", 0),
+    ("grow_after", 0), ("max_iterations", -1), ("max_neighbourhood_gpus", 1),
+])
+def test_lns_rejects_bad_parameters(field, value):
+    inst = make_instance([(10, 1, 1), (10, 1, 1)], [80, 80])
+    with pytest.raises(KvoptError, match=field):
+        solve_lns(inst, **{"neighbourhood_gpus": 2, field: value})
+
+
+def test_lns_rejects_an_invalid_start():
+    inst = make_instance([(50, 1, 1), (50, 1, 1)], [80, 80])
+    with pytest.raises(KvoptError, match="memory overflow"):
+        solve_lns(inst, start=Placement((0, 0)), max_iterations=1)

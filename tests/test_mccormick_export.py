@@ -138,7 +138,8 @@ def test_assignment_export_is_consistent_with_exact_check(tmp_path: Path, fmt: s
         optimum, _ = brute(inst)
         n, g = inst.num_models, inst.num_gpus
         cases = [(optimum, False, "Optimal"), (optimum, True, "Infeasible"),
-                 (optimum * Fraction(999, 1000), False, "Infeasible"), (optimum * Fraction(1001, 1000), True, "Optimal")]
+                 (optimum * Fraction(999, 1000), False, "Infeasible"),
+                 (optimum * Fraction(1001, 1000), True, "Optimal")]
         for target, strict, expected in cases:
             path = tmp_path / f"{inst.name}.{fmt}"
             info = export_model(inst, target, path, fmt=fmt, strict=strict)
@@ -184,3 +185,13 @@ def test_export_rejects_bad_arguments(tmp_path: Path) -> None:
     # A target whose integer rows would not print exactly in 12 digits.
     with pytest.raises(KvoptError, match="smaller denominator"):
         export_model(inst, Fraction(10**15 + 1, 10**16 + 7), tmp_path / "a.lp")
+
+
+def test_strict_export_allows_a_full_gpu_without_demand(tmp_path: Path) -> None:
+    """The idle_g binaries: a zero-demand model may fill a GPU exactly under ``< T``."""
+    inst = Instance.build([{"name": "a", "size_gb": 40, "req_rate": 0, "slo": 1},
+                           {"name": "b", "size_gb": 10, "req_rate": 1, "slo": 1}], [40, 40])
+    for target, expected in ((Fraction(1, 30), "Infeasible"), (Fraction(1, 29), "Optimal")):
+        path = tmp_path / "full.lp"
+        export_model(inst, target, path, strict=True)
+        assert _highs_status(path)[0] == expected

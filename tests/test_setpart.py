@@ -249,3 +249,59 @@ def test_adrs50_mean_optimal_peak() -> None:
     for inst, r in list(zip(generate_adrs50(), results))[:10]:
         assert milp.check(FeasibilityQuery(inst, r.peak_kvpr_exact, strict=True)).status == "infeasible"
         assert milp.check(FeasibilityQuery(inst, r.peak_kvpr_exact)).status == "feasible"
+
+
+# -- column-generation bound (kvopt.exact.colgen) ----------------------------------------------
+def test_knapsack_pricing_matches_brute_force() -> None:
+    from kvopt.exact.colgen import knapsack_items, max_pattern_value_dp, max_value_pattern
+    from kvopt.exact.scaling import integer_data, target_rows
+
+    rng = random.Random(7)
+    for _ in range(150):
+        n = rng.randint(1, 8)
+        inst = Instance.build([{"name": f"m{j}", "size_gb": rng.randint(5, 40), "req_rate": rng.randint(0, 9),
+                                "slo": rng.randint(1, 9)} for j in range(n)], [80] * 5)
+        data = integer_data(inst)
+        rows = target_rows(data, Fraction(rng.randint(1, 100), rng.randint(100, 2000)))
+        values = [rng.randint(0, 100) for _ in range(n)]
+        brute = max(sum(values[i] for i in subset) for r in range(n + 1)
+                    for subset in itertools.combinations(range(n), r)
+                    if sum(rows.weight[i] for i in subset) <= rows.capacity[0])
+        items = knapsack_items(values, rows.weight)
+        full = max_value_pattern(items, rows.capacity[0])
+        assert full.value == full.upper == brute
+        assert sum(values[i] for i in full.models) == brute
+        assert max_pattern_value_dp(data, rows, data.cap_int[0], values) == brute
+        cut = max_value_pattern(items, rows.capacity[0], node_limit=2)  # interrupted: still a valid bracket
+        assert cut.value <= brute <= cut.upper
+
+
+def test_colgen_certificates_are_sound_and_bound_is_valid() -> None:
+    from kvopt.exact.colgen import colgen_lower_bound, lp_check
+    from kvopt.exact.setpart import mediant_lower_bound
+
+    proofs = 0
+    for inst in TINY:
+        opt = brute_optimum(inst)
+        for factor in (Fraction(1, 2), Fraction(9, 10), Fraction(99, 100), Fraction(1)):
+            outcome = lp_check(inst, opt * factor)
+            if outcome.status == "infeasible":
+                proofs += 1
+                assert not brute_feasible(inst, opt * factor, False)
+        bound = colgen_lower_bound(inst, time_limit_s=10)
+        assert mediant_lower_bound(inst) <= bound.bound <= opt
+        if bound.certified:
+            assert bound.bound < opt
+    assert proofs > 0  # the test exercises the certificate at all
+
+
+def test_strict_allows_a_full_gpu_without_demand() -> None:
+    """A 40 GB zero-demand model fills GPU 0 exactly (KVPR 0 < T); b alone on GPU 1 has 1/30."""
+    inst = Instance.build([{"name": "a", "size_gb": 40, "req_rate": 0, "slo": 1},
+                           {"name": "b", "size_gb": 10, "req_rate": 1, "slo": 1}], [40, 40])
+    assert brute_optimum(inst) == Fraction(1, 30)
+    for solver in SOLVERS:
+        backend = SetPartitionBackend(solver=solver)
+        assert backend.check(FeasibilityQuery(inst, Fraction(1, 30), strict=True)).status == "infeasible"
+        answer = backend.check(FeasibilityQuery(inst, Fraction(1, 29), strict=True))
+        assert answer.status == "feasible" and answer.gpu_of[0] != answer.gpu_of[1]

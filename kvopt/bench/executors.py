@@ -1,10 +1,15 @@
-"""Where benchmark tasks run: the ``Executor`` protocol and a local process pool.
+"""Where benchmark tasks run: the ``Executor`` protocol, a local process pool and Ray.
 
 An executor takes plain, picklable tasks and a top-level function, and yields
 ``(task, result)`` pairs as they finish, in any order; callers put results back in
 task order (``CaseTask.index``), so results never depend on the executor or the
-number of jobs.  Other executors (a Ray cluster, a runner that appends JSONL and
-resumes) only need the same ``run`` method.
+number of jobs.
+
+Fault tolerance: ``fn`` reports a program's failure in its result (it does not
+raise), so an exception escaping ``fn`` — or a worker process dying under it — is
+an infrastructure failure.  Every executor retries such a task once; if the retry
+fails too, the task's result is a ``WorkerFailure`` carrying the reason, which the
+caller turns into a failed record (``kvopt.bench.runner.run_tasks``).
 """
 
 from __future__ import annotations
@@ -13,17 +18,48 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
+
+from kvopt.model import KvoptError
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+EXECUTOR_NAMES = ("local", "ray")
+# Attempts per task: the first run plus one retry after an infrastructure failure.
+MAX_ATTEMPTS = 2
+
 
 class Executor(Protocol):
-    """Runs ``fn`` on every task; yields ``(task, fn(task))`` in completion order."""
+    """Runs ``fn`` on every task; yields ``(task, fn(task))`` in completion order.
 
-    def run(self, tasks: Sequence[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+    A task whose attempts all failed in the infrastructure yields a ``WorkerFailure``.
+    """
+
+    def run(self, tasks: Sequence[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R | "WorkerFailure"]]:
         ...
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """The result of a task whose worker died or raised on every attempt (``reason``: the last error)."""
+
+    reason: str
+    attempts: int
+
+
+def failure_reason(exc: BaseException) -> str:
+    """``"ExceptionType: message"`` of the underlying error (first line only).
+
+    Ray wraps an exception raised in a task in a ``RayTaskError`` whose text holds
+    the worker's pid and traceback; its ``cause`` is the original exception, whose
+    message does not depend on the run.
+    """
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException) and cause is not exc:
+        return failure_reason(cause)
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
 def default_jobs() -> int:
@@ -31,25 +67,126 @@ def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def make_executor(name: str, jobs: int | None = None, address: str | None = None) -> "LocalExecutor | RayExecutor":
+    """The executor called ``name``: ``local`` (``jobs`` processes) or ``ray`` (cluster at ``address``).
+
+    ``jobs`` limits the CPUs of a Ray instance started here (ignored when joining
+    a cluster with ``address``); ``address`` is only meaningful for Ray.
+    """
+    if jobs is not None and jobs < 1:
+        raise KvoptError(f"--jobs: must be >= 1, got {jobs}")
+    if name == "local":
+        if address is not None:
+            raise KvoptError("--address: only used with --executor ray")
+        return LocalExecutor(jobs or default_jobs())
+    if name == "ray":
+        return RayExecutor(address=address, num_cpus=None if address else jobs)
+    raise KvoptError(f"--executor: unknown executor {name!r}; choose one of {', '.join(EXECUTOR_NAMES)}")
+
+
+# -- local -----------------------------------------------------------------------------
+def call_with_retry(fn: Callable[[T], R], task: T) -> R | WorkerFailure:
+    """``fn(task)`` in this process, retried once if it raises."""
+    reason = ""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return fn(task)
+        except Exception as exc:  # noqa: BLE001 - an infrastructure failure becomes a result
+            reason = failure_reason(exc)
+    return WorkerFailure(reason, MAX_ATTEMPTS)
+
+
+def run_isolated(fn: Callable[[T], R], task: T, context: Any) -> R | WorkerFailure:
+    """``fn(task)`` alone in a fresh worker process, or a ``WorkerFailure`` if it raised or
+    the worker died (no other task shares the process, so the failure is this task's own)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(fn, task).result()
+        except Exception as exc:  # noqa: BLE001 - includes BrokenProcessPool (the worker died)
+            return WorkerFailure(failure_reason(exc), MAX_ATTEMPTS)
+
+
 @dataclass(frozen=True)
 class LocalExecutor:
     """``jobs`` worker processes on this machine (``jobs == 1``: run in this process).
 
     ``fn`` must be a module-level function and tasks/results picklable.  Workers are
-    forked, so they start fast and see the same kvopt code as the caller.
+    forked, so they start fast and see the same kvopt code as the caller.  A task
+    whose first attempt failed (it raised, or a worker died and broke the pool — then
+    every unfinished task is charged, since the culprit is unknown) is retried alone
+    in a fresh process, so its second verdict is its own.
     """
 
     jobs: int = 1
 
-    def run(self, tasks: Sequence[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R]]:
+    def run(self, tasks: Sequence[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R | WorkerFailure]]:
         if self.jobs <= 1 or len(tasks) <= 1:
             for task in tasks:
-                yield task, fn(task)
+                yield task, call_with_retry(fn, task)
             return
         context = multiprocessing.get_context("fork")
+        to_retry: list[T] = []
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context) as pool:
             pending: dict[Future, T] = {pool.submit(fn, task): task for task in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield pending.pop(future), future.result()
+                    task = pending.pop(future)
+                    if future.exception() is None:
+                        yield task, future.result()
+                    else:
+                        to_retry.append(task)
+        for task in to_retry:
+            yield task, run_isolated(fn, task, context)
+
+
+# -- Ray -------------------------------------------------------------------------------
+def import_ray() -> Any:
+    """The ``ray`` module, or a ``KvoptError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise KvoptError("the ray executor needs `pip install kvopt[ray]`") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class RayExecutor:
+    """Tasks as Ray remote tasks (one CPU each), on the cluster at ``address`` or a local Ray.
+
+    Ray is started only if it is not running in this process yet (a caller — a
+    test, a notebook — may have started it with its own settings).  Ray's own
+    retries are off (``max_retries=0``): a failed task is resubmitted once here,
+    exactly like ``LocalExecutor``, and then reported as a ``WorkerFailure``.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+
+    def ensure_started(self) -> Any:
+        ray = import_ray()
+        if not ray.is_initialized():
+            ray.init(address=self.address, num_cpus=self.num_cpus, include_dashboard=False,
+                     ignore_reinit_error=True, log_to_driver=False)
+        return ray
+
+    def run(self, tasks: Sequence[T], fn: Callable[[T], R]) -> Iterator[tuple[T, R | WorkerFailure]]:
+        if not tasks:
+            return
+        ray = self.ensure_started()
+        remote_fn = ray.remote(num_cpus=1, max_retries=0)(fn)
+        # ref -> (task, attempt number)
+        pending: dict[Any, tuple[T, int]] = {remote_fn.remote(task): (task, 1) for task in tasks}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                task, attempt = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, ...
+                    if attempt < MAX_ATTEMPTS:
+                        pending[remote_fn.remote(task)] = (task, attempt + 1)
+                        continue
+                    yield task, WorkerFailure(failure_reason(exc), attempt)
+                    continue
+                yield task, result

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kvopt.bench.cases import SuiteCases
-from kvopt.bench.executors import Executor
+from kvopt.bench.executors import Executor, WorkerFailure
 from kvopt.bench.programs import (ProgramInfo, ProgramSpec, probe_program, resolve_program,
                                   run_program, unsupported_reason)
 from kvopt.bench.sandbox import Limits
@@ -174,11 +174,19 @@ def run_tasks(tasks: Sequence[CaseTask], executor: Executor,
               on_done: Callable[[CaseTask, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run every task; records come back in task order whatever the executor's scheduling."""
     by_index: dict[int, dict[str, Any]] = {}
-    for task, record in executor.run(tasks, run_task):
+    for task, outcome in executor.run(tasks, run_task):
+        record = worker_failed_record(task, outcome) if isinstance(outcome, WorkerFailure) else outcome
         by_index[task.index] = record
         if on_done is not None:
             on_done(task, record)
     return [by_index[t.index] for t in tasks]
+
+
+def worker_failed_record(task: CaseTask, failure: WorkerFailure) -> dict[str, Any]:
+    """The failed record of a task whose worker died or raised on every attempt."""
+    base = base_record(task, instance_from_dict(task.instance))
+    return failed(base, "worker_failed", f"worker failed: {failure.reason} (after {failure.attempts} attempts)",
+                  0.0)
 
 
 # -- one task ------------------------------------------------------------------------

@@ -61,6 +61,7 @@ check (~1 s total).  See ``bench_adrs50``.
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from bisect import bisect_left
@@ -381,9 +382,11 @@ class _BinProblem:
     counts: tuple[int, ...]
 
 
-def search_partition(rows: TargetRows, classes: Sequence[CapacityClass], node_limit: int
-                     ) -> tuple[str, tuple[int, ...] | None, int]:
-    """Exact partition search; returns ``(status, gpu_of, nodes)``.  Raises ``NodeLimitReached``.
+def search_partition(rows: TargetRows, classes: Sequence[CapacityClass], node_limit: int,
+                     deadline: float = math.inf) -> tuple[str, tuple[int, ...] | None, int]:
+    """Exact partition search; returns ``(status, gpu_of, nodes)``.
+
+    Raises ``NodeLimitReached`` past ``node_limit`` nodes or ``time.perf_counter() > deadline``.
 
     Bin completion: the uncovered model of largest weight must share some GPU of
     some class ``c`` with a set ``S`` of uncovered models.  Only sets ``S`` that are
@@ -397,13 +400,13 @@ def search_partition(rows: TargetRows, classes: Sequence[CapacityClass], node_li
     items = _search_items(rows)
     problem = _BinProblem(items, tuple(_limits(rows, rows.capacity[c.gpus[0]]) for c in classes),
                           tuple(len(c.gpus) for c in classes))
-    budget = [node_limit]
+    budget = _Budget(node_limit, deadline)
     uncovered = (1 << len(items.weight)) - 1
     try:
         fills = _complete(problem, uncovered, problem.counts, set(), budget)
     except RecursionError:  # one stack frame per GPU: very large instances
         raise NodeLimitReached from None
-    nodes = node_limit - budget[0]
+    nodes = node_limit - budget.nodes_left
     if fills is None:
         return "infeasible", None, nodes
     gpu_of = [-1] * len(items.weight)
@@ -416,8 +419,21 @@ def search_partition(rows: TargetRows, classes: Sequence[CapacityClass], node_li
     return "feasible", tuple(gpu_of), nodes
 
 
+@dataclass
+class _Budget:
+    """Nodes left and the wall-clock deadline of one search (mutable, shared down the recursion)."""
+
+    nodes_left: int
+    deadline: float
+
+    def spend(self) -> None:
+        self.nodes_left -= 1
+        if self.nodes_left < 0 or time.perf_counter() > self.deadline:
+            raise NodeLimitReached
+
+
 def _complete(problem: _BinProblem, uncovered: int, left: tuple[int, ...], failed: set,
-              budget: list[int]) -> list[tuple[int, tuple[int, ...]]] | None:
+              budget: _Budget) -> list[tuple[int, tuple[int, ...]]] | None:
     """Fills ``(class, positions)`` covering ``uncovered`` with ``left`` GPUs per class, or ``None``."""
     if uncovered == 0:
         return []
@@ -430,9 +446,7 @@ def _complete(problem: _BinProblem, uncovered: int, left: tuple[int, ...], faile
     if sum(items.weight[k] for k in positions) > room:
         failed.add(key)
         return None
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise NodeLimitReached
+    budget.spend()
     first, rest = positions[0], positions[1:]
     for c, limits in enumerate(problem.limits):
         if left[c] == 0:
@@ -531,9 +545,9 @@ class SetPartitionBackend:
     ``solver``:
 
     * ``auto`` (default): the exact bin-completion search (``search_partition``)
-      with ``node_limit`` nodes, then the covering MILP with HiGHS if the budget
-      runs out.  On adrs50 the search answers every check (max 239 nodes).
-    * ``dfs``: the search only (``unknown`` past the node limit).
+      with ``node_limit`` nodes and half the time limit, then the covering MILP
+      with HiGHS if the budget runs out.  On adrs50 the search answers every check (max 239 nodes).
+    * ``dfs``: the search only (``unknown`` past the node or time limit).
     * ``highs`` (highspy directly), ``pulp-highs``, ``cbc`` (through PuLP): the MILP.
 
     ``pattern_cap``: the MILP answers ``unknown`` past that many columns.
@@ -570,18 +584,21 @@ class SetPartitionBackend:
             return FeasibilityAnswer("feasible", tuple(query.hint), details={"via": "hint"})
         classes = capacity_classes(data)
         details: dict = {}
+        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
+        deadline = start + limit
         if self.solver in ("auto", "dfs"):
             try:
-                status, gpu_of, nodes = search_partition(rows, classes, self.node_limit)
+                # In auto mode the search gets half the time; the MILP fallback the rest.
+                search_deadline = deadline if self.solver == "dfs" else start + limit / 2
+                status, gpu_of, nodes = search_partition(rows, classes, self.node_limit, search_deadline)
             except NodeLimitReached:
-                details["search"] = f"node limit {self.node_limit} reached"
+                details["search"] = f"node limit {self.node_limit} or time limit reached"
             else:
                 details.update(via="search", nodes=nodes)
                 return self._verified(status, gpu_of, data, rows, details)
             if self.solver == "dfs":
                 return FeasibilityAnswer("unknown", details=details)
-        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
-        return self._check_milp(query, data, rows, classes, details, max(0.01, limit - (time.perf_counter() - start)))
+        return self._check_milp(query, data, rows, classes, details, max(0.01, deadline - time.perf_counter()))
 
     def _check_milp(self, query: FeasibilityQuery, data: IntegerData, rows: TargetRows,
                     classes: Sequence[CapacityClass], details: dict, limit: float) -> FeasibilityAnswer:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from kvopt.evaluate import check_placement
-from kvopt.heuristics.construct import memory_balanced, parametric_packing, regret_insertion, tighten_by_search
+from kvopt.heuristics.construct import memory_balanced, parametric_packing, regret_insertion
 from kvopt.heuristics.greedy import greedy
 from kvopt.heuristics.local_search import local_search
 from kvopt.heuristics.refine import refine_peak
 from kvopt.heuristics.repair import descend_by_repair
+from kvopt.heuristics.search import tighten_by_search
 from kvopt.heuristics.state import NoPlacementError, Score, no_placement, score_placement
 from kvopt.model import Instance, KvoptError, Placement
 
@@ -42,6 +43,10 @@ class PipelineConfig:
     Search budgets are ``max(base, per_gpu * G)`` (see ``scaled_budgets``);
     bisection uses ``bisection_rel_tol`` up to ``small_models`` models and
     ``large_rel_tol`` above (each round costs a full packing of every model).
+    The exact packing search (``search_nodes`` per call, at most ``search_calls``
+    calls) runs only up to ``search_max_models`` models: measured, it pays off on
+    the 10-40-model suites and costs seconds without gains from ~64 models up.
+    ``swap_width`` bounds the swaps per target (GPUs with many small models).
     """
 
     bisection_rounds: int = 40
@@ -50,6 +55,7 @@ class PipelineConfig:
     small_models: int = 512
     regret_window: int = 8
     num_targets: int = 16
+    swap_width: int = 12
     local_iters: int = 1500
     local_iters_per_gpu: float = 3.0
     refine_passes: int = 4
@@ -63,9 +69,9 @@ class PipelineConfig:
     repair_bumps: int = 8
     repair_first_step: float = 0.02
     repair_min_step: float = 1e-4
-    search_max_models: int = 256
-    search_nodes: int = 20000
-    search_calls: int = 12
+    search_max_models: int = 48
+    search_nodes: int = 60000
+    search_calls: int = 30
 
 
 @dataclass(frozen=True)
@@ -152,15 +158,18 @@ def pipeline(instance: Instance, config: PipelineConfig = PipelineConfig()) -> P
     candidates = construct_candidates(instance, config)
     if not candidates:
         raise no_placement("pipeline", "greedy, parametric, regret and memory-balanced packing all failed")
-    improved = [local_search(instance, placement, max_iters=budgets.local_iters, num_targets=config.num_targets)
+    improved = [local_search(instance, placement, max_iters=budgets.local_iters, num_targets=config.num_targets,
+                             swap_width=config.swap_width)
                 for _, placement in candidates]
     best = select_best(instance, improved)
     refined = refine_peak(instance, best, passes=budgets.refine_passes, top_k=config.refine_top_k,
                           num_targets=config.refine_targets)
-    polished = local_search(instance, refined, max_iters=budgets.polish_iters, num_targets=config.num_targets)
+    polished = local_search(instance, refined, max_iters=budgets.polish_iters, num_targets=config.num_targets,
+                            swap_width=config.swap_width)
     repaired = descend_by_repair(instance, polished, rounds=config.repair_rounds, max_iters=budgets.repair_iters,
                                  num_targets=config.num_targets, first_step=config.repair_first_step,
-                                 min_step=config.repair_min_step, max_bumps=config.repair_bumps)
+                                 min_step=config.repair_min_step, max_bumps=config.repair_bumps,
+                                 swap_width=config.swap_width)
     final = repaired
     if instance.num_models <= config.search_max_models:
         final = tighten_by_search(instance, repaired, node_limit=config.search_nodes, max_calls=config.search_calls)

@@ -13,16 +13,19 @@ on success the new placement (peak ``<= T``) is kept, on failure the step shrink
 
 Targets are every GPU on small clusters, else the GPUs with the most slack
 ``T (C_g - S_g) - N_g`` (a lazy heap: ``T`` is fixed during one repair) plus the
-roomiest ones, so one iteration costs ``O(models on touched GPUs · targets + log G)``.
+roomiest ones; swaps pair at most ``swap_width`` heavy models of the source with as many
+light models of each target, so one iteration costs
+``O((models on the source + swap_width^2) · targets + log G)``.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from typing import Sequence
 
 from kvopt.heuristics.local_search import Change, apply_change
-from kvopt.heuristics.state import SCAN_LIMIT, LoadState, _LazyHeap
+from kvopt.heuristics.state import SCAN_LIMIT, LoadState, LazyHeap, extreme_models
 from kvopt.model import Instance, Placement
 
 # A change must lower the total excess by this fraction of the source GPU's excess.
@@ -39,30 +42,60 @@ def slack(state: LoadState, gpu: int, target: float) -> float:
     return target * (state.capacities[gpu] - state.used_mem[gpu]) - state.demand[gpu]
 
 
+class LightModels:
+    """The ``swap_width`` lightest models (weight ``n_i + T s_i``) of each GPU at a fixed ``T``,
+    cached until the GPU changes (its stamp moves)."""
+
+    def __init__(self, state: LoadState, target: float, swap_width: int) -> None:
+        self.state, self.target, self.swap_width = state, target, swap_width
+        self.cache: dict[int, tuple[int, Sequence[int]]] = {}
+
+    def of(self, gpu: int) -> Sequence[int]:
+        stamp = self.state.stamps[gpu]
+        hit = self.cache.get(gpu)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        light = extreme_models(self.state, self.state.members[gpu], self.swap_width, self.target, heaviest=False)
+        self.cache[gpu] = (stamp, light)
+        return light
+
+
 def best_repair_change(state: LoadState, gpu: int, targets: list[int], target: float,
-                       penalty: dict[int, float] | None = None) -> Change | None:
+                       penalty: dict[int, float] | None = None, swap_width: int = 12,
+                       light: LightModels | None = None) -> Change | None:
     """The move or swap off ``gpu`` that lowers the weighted total excess ``sum_g p_g E_g`` most
-    (``p_g`` = ``penalty[g]``, default 1; ``value`` = the change, < 0)."""
-    sizes, demands, members = state.sizes, state.demands, state.members
+    (``p_g`` = ``penalty[g]``, default 1; ``value`` = the change, < 0).
+
+    Every model of ``gpu`` is tried as a move; swaps pair its ``swap_width`` heaviest models
+    (weight ``n_i + T s_i``) with the ``swap_width`` lightest of each target.
+    """
+    sizes, demands = state.sizes, state.demands
     penalty = penalty or {}
     src_slack = slack(state, gpu, target)
     src_excess = max(0.0, -src_slack)
     src_penalty = penalty.get(gpu, 1.0)
     best_delta = -REL_DECREASE * src_excess * src_penalty
     best: Change | None = None
-    for model in members[gpu]:
-        size, load = sizes[model], demands[model]
-        weight = load + target * size  # what leaving frees on the source, in demand units
+    target_state = [(other_gpu, slack(state, other_gpu, target), penalty.get(other_gpu, 1.0))
+                    for other_gpu in targets]
+    for model in state.members[gpu]:
+        weight = demands[model] + target * sizes[model]  # what leaving frees on the source, in demand units
         src_gain = src_penalty * (max(0.0, -(src_slack + weight)) - src_excess)
-        for other_gpu in targets:
-            tgt_slack = slack(state, other_gpu, target)
-            tgt_excess = max(0.0, -tgt_slack)
-            tgt_penalty = penalty.get(other_gpu, 1.0)
-            delta = src_gain + tgt_penalty * (max(0.0, weight - tgt_slack) - tgt_excess)
+        for other_gpu, tgt_slack, tgt_penalty in target_state:
+            delta = src_gain + tgt_penalty * (max(0.0, weight - tgt_slack) - max(0.0, -tgt_slack))
             if delta < best_delta and state.fits(model, other_gpu):
                 best_delta = delta
                 best = Change(delta, model, other_gpu)
-            for other in members[other_gpu]:
+    if swap_width <= 0:
+        return best
+    sources = extreme_models(state, state.members[gpu], swap_width, target, heaviest=True)
+    for other_gpu, tgt_slack, tgt_penalty in target_state:
+        tgt_excess = max(0.0, -tgt_slack)
+        partners = light.of(other_gpu) if light is not None else \
+            extreme_models(state, state.members[other_gpu], swap_width, target, heaviest=False)
+        for model in sources:
+            weight = demands[model] + target * sizes[model]
+            for other in partners:
                 back = demands[other] + target * sizes[other]  # weight coming back to the source
                 delta = (src_penalty * (max(0.0, back - weight - src_slack) - src_excess)
                          + tgt_penalty * (max(0.0, weight - back - tgt_slack) - tgt_excess))
@@ -80,7 +113,7 @@ class _RepairQueues:
         self.target = target
         self.overloaded = {g for g in range(state.num_gpus) if excess(state, g, target) > 0.0}
         self.by_excess = self._excess_heap()
-        self.by_slack = _LazyHeap([(-slack(state, g, target), g, state.stamps[g]) for g in range(state.num_gpus)]) \
+        self.by_slack = LazyHeap([(-slack(state, g, target), g, state.stamps[g]) for g in range(state.num_gpus)]) \
             if state.num_gpus > SCAN_LIMIT else None
 
     def _excess_heap(self) -> list[tuple[float, int, int]]:
@@ -122,13 +155,14 @@ class _RepairQueues:
 
 
 def repair_at_target(state: LoadState, target: float, *, max_iters: int, num_targets: int,
-                     max_bumps: int = 0) -> bool:
+                     max_bumps: int = 0, swap_width: int = 12) -> bool:
     """Change ``state`` in place until every ``KVPR_g <= T`` (returns True) or no change helps / budget ends.
 
     With ``max_bumps > 0``, a dead end raises the penalty of every overloaded GPU by 1
     (breakout): the weighted excess then lets overload move off GPUs that stay stuck.
     """
     queues = _RepairQueues(state, target)
+    light = LightModels(state, target, swap_width)
     stuck: dict[int, int] = {}  # GPU -> stamp at which no change helped
     penalty: dict[int, float] = {}
     bumps = 0
@@ -151,7 +185,8 @@ def repair_at_target(state: LoadState, target: float, *, max_iters: int, num_tar
             queues.refill()
             continue
         iterations += 1
-        change = best_repair_change(state, gpu, queues.targets(gpu, num_targets), target, penalty)
+        change = best_repair_change(state, gpu, queues.targets(gpu, num_targets), target, penalty, swap_width,
+                                    light)
         if change is None:
             stuck[gpu] = state.stamps[gpu]
             continue
@@ -164,7 +199,8 @@ def repair_at_target(state: LoadState, target: float, *, max_iters: int, num_tar
 
 
 def descend_state(state: LoadState, *, rounds: int, max_iters: int, num_targets: int,
-                  first_step: float = 0.02, min_step: float = 1e-4, max_bumps: int = 0) -> LoadState:
+                  first_step: float = 0.02, min_step: float = 1e-4, max_bumps: int = 0,
+                  swap_width: int = 12) -> LoadState:
     """Repeatedly repair at ``T = P (1 - step)``; keep successes, shrink ``step`` by 4 on failure."""
     best = state
     peak = best.peak()
@@ -174,7 +210,7 @@ def descend_state(state: LoadState, *, rounds: int, max_iters: int, num_targets:
             break
         trial = best.copy()
         if repair_at_target(trial, peak * (1.0 - step), max_iters=max_iters, num_targets=num_targets,
-                            max_bumps=max_bumps):
+                            max_bumps=max_bumps, swap_width=swap_width):
             new_peak = trial.peak()
             if new_peak < peak:
                 best, peak = trial, new_peak
@@ -185,8 +221,9 @@ def descend_state(state: LoadState, *, rounds: int, max_iters: int, num_targets:
 
 def descend_by_repair(instance: Instance, placement: Placement, *, rounds: int = 12, max_iters: int = 400,
                       num_targets: int = 16, first_step: float = 0.02, min_step: float = 1e-4,
-                      max_bumps: int = 0) -> Placement:
+                      max_bumps: int = 0, swap_width: int = 12) -> Placement:
     """Lower the peak by repairs at decreasing targets (never returns a higher peak)."""
     state = LoadState(instance, placement.gpu_of)
     return descend_state(state, rounds=rounds, max_iters=max_iters, num_targets=num_targets,
-                         first_step=first_step, min_step=min_step, max_bumps=max_bumps).placement()
+                         first_step=first_step, min_step=min_step, max_bumps=max_bumps,
+                         swap_width=swap_width).placement()

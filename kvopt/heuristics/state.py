@@ -42,6 +42,20 @@ def fits_memory(used_mem: float, size_gb: float, capacity: float) -> bool:
     return used_mem + size_gb <= capacity * (1.0 + MEM_REL_TOL)
 
 
+def extreme_models(state: "LoadState", models: Sequence[int], count: int, level: float,
+                   heaviest: bool) -> Sequence[int]:
+    """The ``count`` models with the largest (``heaviest``) or smallest weight ``n_i + level · s_i``.
+
+    ``n_i + T s_i`` is model ``i``'s use of a GPU's budget ``T C_g`` at ``KVPR = T``.  When
+    there are at most ``count`` models they are returned as given (no sorting cost).
+    """
+    if len(models) <= count:
+        return models
+    demands, sizes = state.demands, state.sizes
+    pick = heapq.nlargest if heaviest else heapq.nsmallest
+    return pick(count, models, key=lambda m: demands[m] + level * sizes[m])
+
+
 class NoPlacementError(KvoptError):
     """A heuristic could not fit every model into GPU memory."""
 
@@ -81,7 +95,7 @@ def score_placement(instance: Instance, gpu_of: Sequence[int]) -> Score:
     return score_from_loads(used_mem, demand, instance.capacities)
 
 
-class _LazyHeap:
+class LazyHeap:
     """Heap of ``(key, gpu, stamp)``; entries whose stamp is outdated are skipped."""
 
     __slots__ = ("entries",)
@@ -148,9 +162,9 @@ class LoadState:
 
     def _rebuild_heaps(self) -> None:
         gpus = range(self.num_gpus)
-        self._max_kvpr = _LazyHeap([(-self.gpu_kvpr[g], g, self.stamps[g]) for g in gpus])
-        self._min_kvpr = _LazyHeap([(self.gpu_kvpr[g], g, self.stamps[g]) for g in gpus])
-        self._max_free = _LazyHeap([(self.used_mem[g] - self.capacities[g], g, self.stamps[g]) for g in gpus])
+        self._max_kvpr = LazyHeap([(-self.gpu_kvpr[g], g, self.stamps[g]) for g in gpus])
+        self._min_kvpr = LazyHeap([(self.gpu_kvpr[g], g, self.stamps[g]) for g in gpus])
+        self._max_free = LazyHeap([(self.used_mem[g] - self.capacities[g], g, self.stamps[g]) for g in gpus])
 
     def _touched(self, gpu: int) -> None:
         self._refresh_sums(gpu)
