@@ -229,13 +229,16 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                    help="solve cases without a stored reference optimum exactly (slow on big cases)")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
     p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local processes, or Ray tasks (needs `pip install kvopt[ray]`; default: local)")
+    p.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
     p.add_argument("--json", action="store_true", help="print {summary, cases} as JSON")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kvopt.bench.evaluate import all_valid, evaluate_program, evaluation_json, format_evaluation
-    from kvopt.bench.executors import LocalExecutor, default_jobs
+    from kvopt.bench.executors import make_executor
     from kvopt.bench.progress import progress_wanted
     from kvopt.bench.results import dumps
     from kvopt.bench.runner import RunSettings
@@ -248,7 +251,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
                            exact_time_limit_s=args.time_limit)
     document = evaluate_program(args.program, args.suite or ["adrs50"], settings,
-                                executor=LocalExecutor(args.jobs or default_jobs()),
+                                executor=make_executor(args.executor, args.jobs, args.address),
                                 progress=progress_wanted(args.json), solve_missing=args.solve_missing)
     print(dumps(evaluation_json(document)) if args.json else format_evaluation(document))
     return EXIT_OK if all_valid(document) else EXIT_FAILED
@@ -267,12 +270,18 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program call in MB")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
     p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local processes, or Ray tasks (needs `pip install kvopt[ray]`; default: local)")
+    p.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip the cases already in --out/results.jsonl (an interrupted run) and merge them")
     p.add_argument("--json", action="store_true", help="print the per-method summary as JSON")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from kvopt.bench.executors import LocalExecutor, default_jobs
+    from kvopt.bench.executors import make_executor
+    from kvopt.bench.journal import JournaledExecutor, journal_path
     from kvopt.bench.progress import progress_wanted
     from kvopt.bench.report import summary_table, write_report
     from kvopt.bench.results import dumps, run_benchmark
@@ -291,7 +300,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     suites = args.suite or ["adrs50"]
     command = " ".join(["kvopt report", *[f"--suite {s}" for s in suites], f"--methods {','.join(method_names)}",
                         *([f"--programs {','.join(program_names)}"] if program_names else []), f"--out {args.out}"])
-    document = run_benchmark(suites, methods, settings, executor=LocalExecutor(args.jobs or default_jobs()),
+    # Every finished case goes to <out>/results.jsonl at once, so an interrupted run can --resume.
+    executor = JournaledExecutor.open(make_executor(args.executor, args.jobs, args.address),
+                                      journal_path(args.out), resume=args.resume)
+    document = run_benchmark(suites, methods, settings, executor=executor,
                              progress=progress_wanted(args.json), command=command)
     paths = write_report(document, args.out)
     if args.json:
@@ -299,7 +311,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                      "wall_seconds": document["wall_seconds"], "files": [str(p) for p in paths]}))
     else:
         print(format_table(*summary_table(document), align="lrrrrrrrrr"))
-        print(f"\nwrote {args.out}/report.md, report.html, results.json, results.csv "
+        print(f"\nwrote {args.out}/report.md, report.html, results.json, results.csv, results.jsonl "
               f"({document['wall_seconds']:.1f} s)")
     return EXIT_OK
 

@@ -150,6 +150,11 @@ def import_ray() -> Any:
     return ray
 
 
+def call_task(fn: Callable[[T], R], task: T) -> R:
+    """``fn(task)``: the body of every Ray task."""
+    return fn(task)
+
+
 @dataclass(frozen=True)
 class RayExecutor:
     """Tasks as Ray remote tasks (one CPU each), on the cluster at ``address`` or a local Ray.
@@ -174,9 +179,11 @@ class RayExecutor:
         if not tasks:
             return
         ray = self.ensure_started()
-        remote_fn = ray.remote(num_cpus=1, max_retries=0)(fn)
+        # ``fn`` travels once as an object (it may be any picklable callable, e.g. a partial).
+        remote_call = ray.remote(num_cpus=1, max_retries=0)(call_task)
+        fn_ref = ray.put(fn)
         # ref -> (task, attempt number)
-        pending: dict[Any, tuple[T, int]] = {remote_fn.remote(task): (task, 1) for task in tasks}
+        pending: dict[Any, tuple[T, int]] = {remote_call.remote(fn_ref, task): (task, 1) for task in tasks}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -185,7 +192,7 @@ class RayExecutor:
                     result = ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - RayTaskError, WorkerCrashedError, ...
                     if attempt < MAX_ATTEMPTS:
-                        pending[remote_fn.remote(task)] = (task, attempt + 1)
+                        pending[remote_call.remote(fn_ref, task)] = (task, attempt + 1)
                         continue
                     yield task, WorkerFailure(failure_reason(exc), attempt)
                     continue

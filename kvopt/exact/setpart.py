@@ -55,8 +55,8 @@ solver's integrality tolerance (1e-6 against a unit gap).  That is why this mode
 is a better proof model than the assignment model with its large integer rows.
 
 **Speed** (adrs50, 50 cases, ``minimize_peak_setpart``, 2-core machine): the
-search answers all checks in ~0.1 s total; the HiGHS MILP needs ~3-4 ms per
-check (~1 s total).  See ``bench_adrs50``.
+search answers all checks in ~0.1-0.2 s total; the HiGHS MILP needs ~4-6 ms per
+check (~1-1.4 s total).  See ``bench_adrs50`` (reports/setpart_bench.md).
 """
 
 from __future__ import annotations
