@@ -375,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KvoptError as exc:
         print(f"kvopt: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # e.g. `kvopt solve ... --json | head`
+        sys.stderr.close()
+        return EXIT_OK
     except KeyboardInterrupt:
         print("kvopt: interrupted", file=sys.stderr)
         return 130

@@ -8,7 +8,8 @@ Start from a placement (the pipeline heuristic by default) and repeat:
    (lowest KVPR), ``random`` (a seeded ``numpy`` Generator),
    ``most_free_memory`` (largest ``C_g - S_g``).  ``H`` has
    ``neighbourhood_gpus`` GPUs, one more after every ``grow_after`` rejected
-   moves in a row, up to ``max_neighbourhood_gpus``;
+   moves in a row, up to ``max_neighbourhood_gpus`` (lowered for the rest of
+   the run to ``k - 1`` when a sub-solve of ``k`` GPUs runs out of time);
 2. cut out the sub-instance: the models placed on ``H`` and the capacities of ``H``;
 3. solve it exactly (``kvopt.exact.solve_exact``), warm-started from the current
    sub-placement, with a small time limit; every other GPU stays as it is;
@@ -26,12 +27,15 @@ fixed"; when several GPUs tie at the peak, a sub-solve that takes the chosen
 ones below the peak is a sideways move that shrinks the set of peak GPUs
 (accepted: the leximax order decreased).
 
-Why the defaults (``neighbourhood_gpus=2``, ``max_peak_gpus=1``): measured in
-``reports/scale.md`` and below.  Pairs (the peak GPU and one receiver) solve in
-a few milliseconds, so several times more moves fit in the budget than with
-4-GPU neighbourhoods; on a random 1024-GPU x 4096-model instance and 60 s, pairs
-growing to 4 left a gap to the root bound of 0.08-0.12 % against 0.20 % for
-4-GPU neighbourhoods growing to 8 (and 0.13-0.16 % for 3 growing to 6).
+Why the defaults (``neighbourhood_gpus=2``, ``max_neighbourhood_gpus=8``,
+``grow_after=30``, ``max_peak_gpus=1``): measured in ``reports/scale.md`` and
+below.  Pairs (the peak GPU and one receiver) solve in a few milliseconds, so
+several times more moves fit in the budget than with 4-GPU neighbourhoods; on a
+random 1024-GPU x 4096-model instance and 60 s, starting from pairs left a gap
+to the root bound of 0.08-0.12 % against 0.20 % when starting from 4 GPUs (and
+0.13-0.16 % from 3).  Growing up to 8 GPUs only when stuck costs little on large
+instances and lets small ones (up to 8 GPUs) end with one exact solve of the
+whole instance, i.e. a proven optimum (tight/llm suite cases: about 1 s).
 Putting several tied peak GPUs into one neighbourhood hurts: the exact
 sub-objective (the largest KVPR in ``H``) only improves if *all* of them drop,
 whereas one tied GPU at a time can always be taken below the peak by a
@@ -71,6 +75,9 @@ RULES = ("least_loaded", "random", "most_free_memory")
 
 # A KVPR value in exact arithmetic: a Fraction, or math.inf for a full GPU with demand.
 ExactKvpr = Fraction | float
+
+# Largest neighbourhood a stalled search grows to (unless told otherwise).
+DEFAULT_MAX_NEIGHBOURHOOD_GPUS = 8
 
 # Relative precision asked of the column-generation bound search.
 COLGEN_REL_TOL = 1e-5
@@ -214,6 +221,19 @@ def neighbourhood_size(base_gpus: int, failures: int, *, grow_after: int, max_gp
     looks at larger neighbourhoods; any accepted move resets ``failures`` to 0.
     """
     return max(base_gpus, min(max_gpus, base_gpus + failures // max(1, grow_after)))
+
+
+def capped_size(size_cap: int, size: int, sub_status: str, *, floor: int) -> int:
+    """The growth cap after a sub-solve of ``size`` GPUs ended with ``sub_status``.
+
+    A sub-solve that ran out of time (not ``optimal``) shows that neighbourhoods
+    of that size are too big for the time limit here: grow to ``size - 1`` at
+    most from now on (never below ``floor``).  Only timeouts change the cap, so
+    a run whose sub-solves all finish stays deterministic.
+    """
+    if sub_status == "optimal" or size > size_cap:
+        return size_cap
+    return max(floor, min(size_cap, size - 1))
 
 
 @dataclass(frozen=True)
@@ -436,7 +456,7 @@ def solve_lns(
     receiving ``LnsProgress`` per iteration, or truthy for a tqdm bar on a
     terminal.  ``colgen_time_s`` > 0 also tries the column-generation bound
     (when ``kvopt.exact.colgen`` exists) after the search, on top of the time
-    limit.  ``max_neighbourhood_gpus`` defaults to ``2 * neighbourhood_gpus``.
+    limit.  ``max_neighbourhood_gpus`` defaults to ``max(8, neighbourhood_gpus)``.
 
     ``details``: ``iterations``, ``accepted`` (moves), ``accepted_by_rule``,
     ``sub_solves_not_optimal`` (sub-solves stopped by ``sub_time_limit_s``: if
@@ -445,7 +465,7 @@ def solve_lns(
     seconds, peak)`` each time the global peak dropped).
     """
     if max_neighbourhood_gpus is None:
-        max_neighbourhood_gpus = 2 * neighbourhood_gpus
+        max_neighbourhood_gpus = max(DEFAULT_MAX_NEIGHBOURHOOD_GPUS, neighbourhood_gpus)
     _check_parameters(time_limit_s=time_limit_s, sub_time_limit_s=sub_time_limit_s,
                       neighbourhood_gpus=neighbourhood_gpus, max_neighbourhood_gpus=max_neighbourhood_gpus,
                       grow_after=grow_after, max_peak_gpus=max_peak_gpus, max_iterations=max_iterations)
@@ -459,6 +479,7 @@ def solve_lns(
     rng = np.random.default_rng(seed)
     failures = {rule: 0 for rule in RULES}  # rejected moves per rule since the last accepted one
     stall = 0  # rejected moves in a row
+    size_cap = max_neighbourhood_gpus  # lowered when a sub-solve of that size runs out of time
     log.history.append((0, time.perf_counter() - clock, start_peak))
     try:
         while True:
@@ -469,7 +490,7 @@ def solve_lns(
                 break
             rule = RULES[log.iterations % len(RULES)]
             size = neighbourhood_size(neighbourhood_gpus, stall, grow_after=grow_after,
-                                      max_gpus=max_neighbourhood_gpus)
+                                      max_gpus=size_cap)
             gpus = select_neighbourhood(
                 rule, peak_gpus=peak_gpus, gpu_kvpr=state.gpu_kvpr,
                 free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=size,
@@ -481,6 +502,7 @@ def solve_lns(
             log.iterations += 1
             accepted = outcome.new_kvpr is not None and accept_move(outcome.old_kvpr, outcome.new_kvpr)
             _record(log, rule, outcome, accepted)
+            size_cap = capped_size(size_cap, len(gpus), outcome.status, floor=neighbourhood_gpus)
             if accepted:
                 apply_move(instance, state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
                 failures = {r: 0 for r in RULES}

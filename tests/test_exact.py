@@ -114,6 +114,19 @@ def test_cpsat_optimum_equals_brute_force(inst: Instance) -> None:
     assert_matches_brute(inst, solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst)))
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(inst=tiny_instances())
+def test_column_generation_bound_keeps_the_optimum(monkeypatch: pytest.MonkeyPatch, inst: Instance) -> None:
+    """With the column-generation bound forced on (no time threshold) the optimum is unchanged."""
+    pytest.importorskip("kvopt.exact.colgen")
+    import kvopt.exact.bisection as bisection
+
+    monkeypatch.setattr(bisection, "COLGEN_TRIGGER_S", 0.0)
+    result = solve_exact(inst, backend="cpsat", warm_start=first_fit_start(inst))
+    assert_matches_brute(inst, result)
+
+
 @pytest.mark.parametrize("solver", ["highs", "cbc"])
 @SLOW_SETTINGS
 @given(inst=tiny_instances())

@@ -18,6 +18,7 @@ from kvopt.lns import (
     accept_move,
     apply_move,
     as_exact_kvpr,
+    capped_size,
     certified_lower_bound,
     extract_subproblem,
     leximax_key,
@@ -156,6 +157,13 @@ def test_neighbourhood_holds_the_peak_and_distinct_gpus(case, size, max_peaks, r
     assert len(set(chosen)) == len(chosen) == min(inst.num_gpus, max(size, len(head)))
     assert set(head) <= set(chosen)
     assert list(chosen) == sorted(chosen)
+
+
+def test_capped_size_only_shrinks_after_a_timeout():
+    assert capped_size(8, 6, "optimal", floor=2) == 8
+    assert capped_size(8, 6, "feasible", floor=2) == 5  # 6 GPUs ran out of time: grow to 5 at most
+    assert capped_size(5, 3, "unknown", floor=2) == 2
+    assert capped_size(2, 2, "feasible", floor=2) == 2  # never below the starting size
 
 
 def test_neighbourhood_size_grows_with_failures():
@@ -298,6 +306,7 @@ def test_lns_is_deterministic_with_max_iterations():
     for key in ("iterations", "accepted", "accepted_by_rule", "stop_reason"):
         assert runs[0].details[key] == runs[1].details[key]
     assert runs[0].details["iterations"] == 30
+    assert all(count > 0 for count in runs[0].details["accepted_by_rule"].values())  # every rule took part
     other_seed = solve_lns(inst, start=start, max_iterations=30, seed=6, time_limit_s=120)
     check_lns_result(inst, other_seed, exact_peak_kvpr(inst, start.gpu_of))
 

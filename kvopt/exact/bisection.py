@@ -5,7 +5,12 @@ The driver keeps a proven bracket ``lower <= optimum <= upper``:
 * ``upper`` is the exact peak (``kvopt.evaluate``) of the best placement seen;
   it starts from a warm start (the ``pipeline`` heuristic by default);
 * ``lower`` starts at ``kvopt.bounds.root_lower_bound`` and rises when a backend
-  proves that no placement has peak ``<= T`` (then ``optimum > T``).
+  proves that no placement has peak ``<= T`` (then ``optimum > T``).  When the
+  start is not optimal and the backend calls turn out to be costly (``>=
+  COLGEN_TRIGGER_S`` seconds in all), the column-generation bound of
+  ``kvopt.exact.colgen`` is computed once (exact Farkas certificate, at most
+  ``COLGEN_SHARE`` of the time limit): it typically lands within 1e-4 of the
+  optimum and saves the hardest bisection steps.
 
 Each step asks a ``FeasibilityBackend`` one question (``FeasibilityQuery``): is
 there a placement with every ``KVPR_g <= T``?  ``T`` is a fraction with a small
@@ -60,6 +65,10 @@ BACKENDS = ("auto", "cpsat", "milp", "setpart")
 SOLVERS = ("highs", "cbc")
 AUTO_PATTERN_CAP = 200_000  # "auto" uses set partitioning up to this many (maximal) patterns at the start's peak
 PROOF_GAP = Fraction(1, 10**3)  # ask the strict proof question once upper/lower - 1 is this small
+COLGEN_TRIGGER_S = 0.25  # backend seconds after which the column-generation bound is worth its cost
+COLGEN_SHARE = 0.1  # share of the time limit for the column-generation bound
+COLGEN_MAX_S = 10.0
+COLGEN_REL_TOL = 1e-4
 
 
 # -- backends -------------------------------------------------------------------------
@@ -199,6 +208,9 @@ class _Run:
     solves: list[tuple[str, bool, str, float]] = field(default_factory=list)
     iterations: int = 0
     proof_asked: bool = False
+    colgen_tried: bool = False
+    backend_seconds: float = 0.0
+    time_limit_s: float = 0.0
     stop_reason: str = ""
 
     def remaining(self) -> float:
@@ -214,6 +226,7 @@ class _Run:
         assert self.backend is not None
         answer = self.backend.backend.check(query)
         self.iterations += 1
+        self.backend_seconds += answer.seconds
         self.solves.append((format_fraction(target), strict, answer.status, round(answer.seconds, 6)))
         if self.progress is not None:
             self.progress(ExactProgress(self.iterations, target, strict, answer.status, answer.seconds,
@@ -253,7 +266,7 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     best, source = start_placement(instance, warm_start)
     lower = root_lower_bound(instance)
     run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
-               _progress_callback(progress), lower)
+               _progress_callback(progress), lower, time_limit_s=time_limit_s)
     details: dict[str, Any] = {"start": source, "root_lower_bound": format_fraction(lower)}
     if best is not None:
         run.accept(best)
@@ -330,6 +343,9 @@ def _bisect(run: _Run) -> str:
         if run.remaining() <= 0:
             run.stop_reason = "time limit"
             return "stopped"
+        if run.proof_asked and not run.colgen_tried and run.backend_seconds >= COLGEN_TRIGGER_S:
+            _raise_by_colgen(run)
+            continue
         target, strict = _next_question(run)
         run.proof_asked = run.proof_asked or strict
         argument = infeasibility_argument(run.instance, target, strict)
@@ -355,6 +371,39 @@ def _bisect(run: _Run) -> str:
             run.stop_reason = f"backend answered unknown at T={format_fraction(target)}" + \
                 (" (strict)" if strict else "") + _reason(answer)
             return "stopped"
+
+
+def _raise_by_colgen(run: _Run) -> None:
+    """Once, when the start is not optimal and the backend calls have cost ``COLGEN_TRIGGER_S``
+    seconds: the column-generation bound (``kvopt.exact.colgen``).
+
+    Its bound comes with an exact integer (Farkas) certificate, so it is a proven
+    ``optimum > bound``; it usually lands much closer to the optimum than the root
+    bound and saves the hardest bisection steps.  Skipped if the module is missing.
+    """
+    run.colgen_tried = True
+    assert run.upper is not None
+    if run.upper / run.lower - 1 <= PROOF_GAP:
+        return
+    try:
+        from kvopt.exact.colgen import colgen_lower_bound
+    except ImportError:
+        return
+    budget = min(COLGEN_MAX_S, COLGEN_SHARE * run.time_limit_s, run.remaining())
+    if budget <= 0:
+        return
+    start = time.perf_counter()
+    outcome = colgen_lower_bound(run.instance, upper=run.upper, time_limit_s=budget, rel_tol=COLGEN_REL_TOL)
+    seconds = time.perf_counter() - start
+    if not outcome.certified or outcome.bound <= run.lower:
+        return
+    if outcome.bound >= run.upper:
+        # "optimum > bound >= a peak we hold" is a contradiction: never let it decide anything.
+        run.solves.append((format_fraction(outcome.bound), False, "ignored (colgen bound above a known peak)",
+                           round(seconds, 6)))
+        return
+    run.lower = outcome.bound
+    run.solves.append((format_fraction(outcome.bound), False, "infeasible (colgen certificate)", round(seconds, 6)))
 
 
 def _reason(answer: FeasibilityAnswer) -> str:

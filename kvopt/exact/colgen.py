@@ -50,6 +50,7 @@ from typing import Sequence
 
 import numpy as np
 
+from kvopt.exact.milp import new_highs
 from kvopt.exact.scaling import IntegerData, TargetRows, integer_data, target_rows
 from kvopt.exact.setpart import CapacityClass, capacity_classes, mediant_lower_bound
 from kvopt.model import Instance, KvoptError
@@ -180,7 +181,7 @@ def _new_master(data: IntegerData, counts: Sequence[int]) -> _Master:
     import highspy
 
     num_models = len(data.demand_int)
-    h = highspy.Highs()
+    h = new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     # Re-solves after adding columns must hot-start the simplex; presolve would discard the basis.

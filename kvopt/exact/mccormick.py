@@ -38,6 +38,7 @@ import warnings
 from fractions import Fraction
 from typing import Sequence
 
+from kvopt.exact.milp import new_highs
 from kvopt.evaluate import evaluate, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.export import LinearModel, LinearRow, to_highs, to_pulp
@@ -237,7 +238,7 @@ def _solve_highs(model: LinearModel, start: Sequence[float], time_limit_s: float
     """(solver proved optimal, column values, best bound, status text)."""
     import highspy
 
-    h = highspy.Highs()
+    h = new_highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(time_limit_s))
     h.setOptionValue("mip_rel_gap", SOLVER_GAP)

@@ -47,6 +47,16 @@ MPS_EXACT_LIMIT = 10**13  # "% .12e" prints 13 significant digits: integers belo
 _BANNER_SILENCED = False
 
 
+def new_highs() -> "Any":
+    """A fresh ``highspy.Highs`` that prints nothing (the banner is muted once per process)."""
+    import highspy
+
+    silence_highs_banner()
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    return highs
+
+
 def silence_highs_banner() -> None:
     """Create the process's first ``highspy.Highs`` with stdout muted.
 

@@ -71,6 +71,7 @@ from typing import Sequence
 
 import numpy as np
 
+from kvopt.exact.milp import new_highs
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
 from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
@@ -289,7 +290,7 @@ def solve_cover_highs(num_models: int, patterns: Sequence[tuple[int, ...]], clas
     """
     import highspy
 
-    h = highs if highs is not None else highspy.Highs()
+    h = highs if highs is not None else new_highs()
     h.clearModel()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
@@ -620,7 +621,7 @@ class SetPartitionBackend:
             if self._highs is None:
                 import highspy
 
-                self._highs = highspy.Highs()
+                self._highs = new_highs()
             solution = solve_cover_highs(num_models, patterns, class_of, counts, partition=not self.maximal,
                                          time_limit_s=limit, seed=query.seed, highs=self._highs)
         else:
