@@ -270,3 +270,16 @@ def test_write_reference(tmp_path: Path) -> None:
         assert entry["status"] == "optimal" and entry["gap"] == 0
         assert Fraction(entry["value"]) == Fraction(entry["lower_bound"]) == expected.peak_kvpr_exact
         assert entry["value_float"] == pytest.approx(float(expected.peak_kvpr_exact))
+
+
+def test_cbc_preprocessing_bug_instance_is_answered_correctly() -> None:
+    """CBC 2.10.3's preprocessing called this feasible model infeasible (found by hypothesis)."""
+    from kvopt.exact.backend import FeasibilityQuery
+    from kvopt.exact.brute import brute_force_optimum
+    from kvopt.exact.milp import MilpBackend
+
+    rows = [("m0", 1, 0, 1), ("m1", 1, 0.5, 1), ("m2", 1, 3, 1), ("m3", 1, 3, 2), ("m4", 3.5, 0, 1), ("m5", 2, 1, 1)]
+    inst = Instance.build([dict(name=a, size_gb=b, req_rate=c, slo=d) for a, b, c, d in rows], [30, 30])
+    optimum, _ = brute_force_optimum(inst)
+    assert MilpBackend("cbc").check(FeasibilityQuery(inst, optimum)).status == "feasible"
+    assert MilpBackend("cbc").check(FeasibilityQuery(inst, optimum, strict=True)).status == "infeasible"

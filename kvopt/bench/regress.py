@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from kvopt.bench.executors import Executor
 from kvopt.bench.results import number, run_benchmark

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from fractions import Fraction
 from typing import Sequence
 
-from kvopt.exact.milp import new_highs
+from kvopt.exact.milp import cbc_engine, new_highs
 from kvopt.evaluate import evaluate, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.export import LinearModel, LinearRow, to_highs, to_pulp
@@ -265,10 +264,7 @@ def _solve_cbc(model: LinearModel, start: Sequence[float], time_limit_s: float
     prob, variables = to_pulp(model)
     for var, value in zip(variables, start):
         var.setInitialValue(value)
-    with warnings.catch_warnings():  # PuLP 3.x flags PULP_CBC_CMD as deprecated; it is the bundled CBC
-        warnings.simplefilter("ignore", DeprecationWarning)
-        cbc = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1, warmStart=True,
-                                gapRel=SOLVER_GAP, gapAbs=1e-12)
+    cbc = cbc_engine(timeLimit=time_limit_s, warmStart=True, gapRel=SOLVER_GAP, gapAbs=1e-12)
     prob.solve(cbc)
     status = pulp.LpStatus[prob.status]
     has_solution = prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)

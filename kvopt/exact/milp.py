@@ -47,6 +47,21 @@ MPS_EXACT_LIMIT = 10**13  # "% .12e" prints 13 significant digits: integers belo
 _BANNER_SILENCED = False
 
 
+def cbc_engine(**options: Any) -> Any:
+    """PuLP's bundled CBC, with CBC's preprocessing switched off.
+
+    CBC 2.10.3 (the build PuLP ships) declares some feasible 0/1 models
+    infeasible in its preprocessing (``CglPreProcess``: "Cut generators found to
+    be infeasible"); a 12-variable assignment model found by the property tests
+    is one.  With ``preprocess off`` it answers correctly, and an infeasibility
+    claim is only ever a proof when it survives the checks in ``MilpBackend``.
+    """
+    with warnings.catch_warnings():
+        # PuLP 3.x deprecates PULP_CBC_CMD in favour of COIN_CMD, which needs a separately installed CBC.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return pulp.PULP_CBC_CMD(msg=False, threads=1, options=["preprocess off"], **options)
+
+
 def new_highs() -> "Any":
     """A fresh ``highspy.Highs`` that prints nothing (the banner is muted once per process)."""
     import highspy
@@ -212,10 +227,7 @@ def solve_assignment_pulp(model: AssignmentData, solver: str, *, time_limit_s: f
         if start:
             for var in prob.variables():
                 var.setInitialValue(start.get(var.name, 0.0))
-        with warnings.catch_warnings():
-            # PuLP 3.x deprecates PULP_CBC_CMD in favour of COIN_CMD, which needs a separately installed CBC.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            engine = pulp.PULP_CBC_CMD(msg=False, timeLimit=limit, threads=1, warmStart=bool(start))
+        engine = cbc_engine(timeLimit=limit, warmStart=bool(start))
     else:
         silence_highs_banner()
         engine = _HighsWithStart(start, msg=False, timeLimit=limit, threads=1, random_seed=seed)

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,7 +70,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.milp import new_highs
+from kvopt.exact.milp import cbc_engine, new_highs
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
 from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
@@ -354,9 +353,7 @@ def solve_cover_pulp(num_models: int, patterns: Sequence[tuple[int, ...]], class
     for c, cols in enumerate(per_class):
         prob += pulp.lpSum(cols) <= class_counts[c], f"class_{c}"
     if solver == "cbc":
-        with warnings.catch_warnings():  # PuLP 3.x flags PULP_CBC_CMD as deprecated; it is the bundled CBC
-            warnings.simplefilter("ignore", DeprecationWarning)
-            backend = pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s, threads=1)
+        backend = cbc_engine(timeLimit=time_limit_s)
     else:
         backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
     prob.solve(backend)
@@ -619,7 +616,6 @@ class SetPartitionBackend:
         counts = [len(cp.cls.gpus) for cp in found]
         if self.solver in ("auto", "highs"):
             if self._highs is None:
-                import highspy
 
                 self._highs = new_highs()
             solution = solve_cover_highs(num_models, patterns, class_of, counts, partition=not self.maximal,
