@@ -42,6 +42,7 @@ from fractions import Fraction
 from math import gcd
 from typing import Sequence
 
+from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
 from kvopt.model import Instance
 
@@ -188,3 +189,22 @@ def verify_at_target(instance: Instance, rows: TargetRows, gpu_of: Sequence[int]
         if not fits_target(rows, models, gpu):
             return False
     return True
+
+
+def answer_without_solver(query: FeasibilityQuery, model: AssignmentData, rows: TargetRows,
+                          details: dict) -> tuple[str, tuple[int, ...] | None] | None:
+    """The answers no solver is needed for, shared by the assignment backends.
+
+    A model that breaks every GPU's row on its own proves infeasibility; a hint
+    that passes the exact check at the target is a feasible answer.  ``None``
+    means the solver must decide.  Notes why in ``details``.
+    """
+    blocked = model.infeasible_model
+    if blocked is not None:
+        details["reason"] = f"model {query.instance.models[blocked].name!r} fits no GPU alone"
+        return "infeasible", None
+    hint = tuple(int(g) for g in query.hint) if query.hint is not None else None
+    if hint is not None and verify_at_target(query.instance, rows, hint):
+        details["via"] = "hint"
+        return "feasible", hint
+    return None

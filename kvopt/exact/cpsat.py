@@ -18,7 +18,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kvopt.exact.assignment import AssignmentData, assignment_data, canonical_placement, verify_at_target
+from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
+                                    verify_at_target)
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
 from kvopt.model import KvoptError
 
@@ -49,17 +50,13 @@ class CpSatBackend:
         instance = query.instance
         model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
         details: dict[str, Any] = {"model": self.model_name, "max_coef": model.max_coef}
-        blocked = model.infeasible_model
-        if blocked is not None:
-            details["reason"] = f"model {instance.models[blocked].name!r} fits no GPU alone"
-            return "infeasible", None, details
+        early = answer_without_solver(query, model, rows, details)
+        if early is not None:
+            return (*early, details)
         if model.max_row_sum >= INT64_SAFE:
             details["reason"] = f"row coefficients too large for int64 (row sum {model.max_row_sum})"
             return "unknown", None, details
         hint = tuple(int(g) for g in query.hint) if query.hint is not None else None
-        if hint is not None and verify_at_target(instance, rows, hint):
-            details["via"] = "hint"
-            return "feasible", hint, details
         limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
         status_name, gpu_of, stats = solve_assignment_cpsat(
             model, hint=hint, time_limit_s=limit,

@@ -35,7 +35,8 @@ from typing import Any
 
 import pulp
 
-from kvopt.exact.assignment import AssignmentData, assignment_data, canonical_placement, verify_at_target
+from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
+                                    verify_at_target)
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
 from kvopt.model import KvoptError
 
@@ -120,14 +121,10 @@ class MilpBackend:
         instance = query.instance
         model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
         details: dict[str, Any] = {"model": self.model_name, "solver": self.solver, "max_coef": model.max_coef}
-        blocked = model.infeasible_model
-        if blocked is not None:
-            details["reason"] = f"model {instance.models[blocked].name!r} fits no GPU alone"
-            return "infeasible", None, details
+        early = answer_without_solver(query, model, rows, details)
+        if early is not None:
+            return (*early, details)
         hint = tuple(int(g) for g in query.hint) if query.hint is not None else None
-        if hint is not None and verify_at_target(instance, rows, hint):
-            details["via"] = "hint"
-            return "feasible", hint, details
         if self.solver == "cbc" and model.max_coef >= MPS_EXACT_LIMIT:
             details["reason"] = f"coefficient {model.max_coef} cannot be written exactly to CBC's MPS file"
             return "unknown", None, details
