@@ -51,16 +51,17 @@ def format_placement(instance: Instance, result: Result, evaluation: Evaluation)
 
 
 def format_summary(result: Result) -> str:
-    lines = [f"instance   {result.instance}", f"method     {result.method}", f"status     {result.status}"]
+    fields: list[tuple[str, Any]] = [("instance", result.instance), ("method", result.method),
+                                     ("status", result.status)]
     if result.peak_kvpr is not None:
         exact = f"  (= {result.peak_kvpr_exact})" if result.peak_kvpr_exact is not None else ""
-        lines.append(f"peak_kvpr  {_cell(result.peak_kvpr)}{exact}")
+        fields.append(("peak_kvpr", f"{_cell(result.peak_kvpr)}{exact}"))
     if result.lower_bound is not None:
-        lines.append(f"bound      {_cell(result.lower_bound)}")
+        fields.append(("bound", _cell(result.lower_bound)))
     if result.gap is not None:
-        lines.append(f"gap        {result.gap:.4%}" if math.isfinite(result.gap) else "gap        inf")
-    for key in ("auto_choice", "backend", "model", "reason"):
-        if key in result.details:
-            lines.append(f"{key:<10} {result.details[key]}")
-    lines.append(f"seconds    {result.seconds:.3f}")
-    return "\n".join(lines)
+        fields.append(("gap", f"{result.gap:.4%}" if math.isfinite(result.gap) else "inf"))
+    fields.extend((key, result.details[key]) for key in ("auto_choice", "backend", "model", "reason")
+                  if key in result.details)
+    fields.append(("seconds", f"{result.seconds:.3f}"))
+    width = max(len(key) for key, _ in fields) + 1
+    return "\n".join(f"{key:<{width}} {value}" for key, value in fields)
