@@ -43,7 +43,8 @@ from math import gcd
 from typing import Sequence
 
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
+from kvopt.exact.scaling import (IntegerData, TargetRows, fits_target, integer_data, placement_fits_target,
+                                 target_rows)
 from kvopt.model import Instance
 
 
@@ -179,16 +180,7 @@ def verify_at_target(instance: Instance, rows: TargetRows, gpu_of: Sequence[int]
         return False
     if any(not isinstance(g, int) or not 0 <= g < instance.num_gpus for g in gpu_of):
         return False
-    data = data or integer_data(instance)
-    loads: dict[int, list[int]] = {}
-    for i, g in enumerate(gpu_of):
-        loads.setdefault(g, []).append(i)
-    for gpu, models in loads.items():
-        if sum(data.size_int[i] for i in models) > data.cap_int[gpu]:
-            return False
-        if not fits_target(rows, models, gpu):
-            return False
-    return True
+    return placement_fits_target(data or integer_data(instance), rows, gpu_of)
 
 
 def answer_without_solver(query: FeasibilityQuery, model: AssignmentData, rows: TargetRows,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from math import lcm
+from typing import Sequence
 
 from kvopt.model import Instance
 
@@ -89,3 +90,16 @@ def fits_target(rows: TargetRows, models: list[int] | tuple[int, ...], gpu: int)
         return load <= cap - 1
     # A GPU without demand only needs its memory to fit: sum p·L·sint <= p·L·cint.
     return load <= cap
+
+
+def placement_fits_target(data: IntegerData, rows: TargetRows, gpu_of: Sequence[int]) -> bool:
+    """Exact re-check of a placement (valid GPU indices assumed): memory and the (strict) target row per GPU."""
+    loads: dict[int, list[int]] = {}
+    for i, g in enumerate(gpu_of):
+        loads.setdefault(g, []).append(i)
+    for gpu, models in loads.items():
+        if sum(data.size_int[i] for i in models) > data.cap_int[gpu]:
+            return False
+        if not fits_target(rows, models, gpu):
+            return False
+    return True

@@ -73,7 +73,8 @@ import numpy as np
 from kvopt.exact.milp import cbc_engine, new_highs
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
-from kvopt.exact.scaling import IntegerData, TargetRows, fits_target, integer_data, target_rows
+from kvopt.exact.scaling import (IntegerData, TargetRows, integer_data, placement_fits_target,
+                                 target_rows)
 from kvopt.model import Instance, KvoptError, Placement, Result
 
 DEFAULT_PATTERN_CAP = 200_000
@@ -524,16 +525,8 @@ def placement_from_cover(num_models: int, found: Sequence[ClassPatterns], patter
 
 
 def verify_placement(data: IntegerData, rows: TargetRows, gpu_of: Sequence[int]) -> bool:
-    """Exact re-check of a placement at the rows' target: memory and the (strict) target row per GPU."""
-    loads: dict[int, list[int]] = {}
-    for i, g in enumerate(gpu_of):
-        loads.setdefault(g, []).append(i)
-    for gpu, models in loads.items():
-        if sum(data.size_int[i] for i in models) > data.cap_int[gpu]:
-            return False
-        if not fits_target(rows, models, gpu):
-            return False
-    return True
+    """Exact re-check of a placement at the rows' target (``scaling.placement_fits_target``)."""
+    return placement_fits_target(data, rows, gpu_of)
 
 
 # -- the backend -------------------------------------------------------------------------
