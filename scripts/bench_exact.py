@@ -39,6 +39,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
+from kvopt.bench.machine import cpu_model
 from kvopt.exact.bisection import first_fit_start, solve_exact
 from kvopt.exact.milp import silence_highs_banner
 from kvopt.model import Instance, KvoptError, Result
@@ -157,14 +158,7 @@ def pipeline_start(inst: Instance) -> Sequence[int] | None:
 # -- report -----------------------------------------------------------------------------------
 def machine_info() -> list[str]:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     from importlib.metadata import PackageNotFoundError, version
 
     versions = []

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from kvopt.bench.machine import cpu_model
 from kvopt.evaluate import parse_fraction
 from kvopt.heuristics import run_heuristic
 from kvopt.model import Instance, KvoptError
@@ -237,16 +238,6 @@ def fmt(value: float | int | None, digits: int = 6) -> str:
 
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine_lines() -> list[str]:

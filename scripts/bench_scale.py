@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from kvopt.bench.machine import cpu_model
+
 RESULT_PREFIX = "RESULT "
 PIPELINE_TARGETS_S = {"random_1024x4096": 10.0, "random_4096x16384": 60.0}
 
@@ -185,14 +187,7 @@ def run_in_child(spec: CaseSpec | str, budget_scale: float) -> dict[str, Any]:
 def machine_info() -> dict[str, str]:
     import ortools
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     return {
         "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "cpu": cpu,
