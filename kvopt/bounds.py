@@ -4,7 +4,7 @@ Notation: ``n_i`` demand and ``s_i`` size of model ``i``; ``C_g`` capacity of GP
 ``g`` (``C_max`` the largest); ``G`` GPUs.  A placement has peak ``<= T`` iff every
 GPU satisfies ``N_g <= T·(C_g - S_g)`` (with ``S_g <= C_g``), i.e. iff every GPU
 load satisfies the *row* ``sum_{i on g} w_i(T) <= T·C_g`` with ``w_i(T) = n_i + T·s_i``
-(``kvopt.exact.scaling`` gives the same rows in integers).  Every bound here is an
+(``kvopt.scaling`` gives the same rows in integers).  Every bound here is an
 argument that no placement has peak ``< B`` (or ``<= B``), so ``B <= optimum``.
 
 * ``mediant_bound``: ``sum n / (sum C - sum s)``.  Summing the rows over all GPUs
@@ -45,7 +45,7 @@ free memory, the optimum is ``+inf``.  Bounds stay ``Fraction``: a bound that
 proves this returns ``infinite_bound(instance)``, a number larger than every
 finite peak any placement can have (``is_infinite_bound`` tells).  Any finite
 peak is at most ``finite_peak_ceiling = sum n · M``: free memory is a multiple of
-``1/M`` (``M`` the memory scale of ``kvopt.exact.scaling``), so ``C_g - S_g >= 1/M``.
+``1/M`` (``M`` the memory scale of ``kvopt.scaling``), so ``C_g - S_g >= 1/M``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
-from kvopt.exact.scaling import IntegerData, integer_data
+from kvopt.scaling import IntegerData, integer_data
 from kvopt.model import Instance
 
 ZERO = Fraction(0)
@@ -175,7 +175,7 @@ def _row_cap(data: IntegerData, target: Fraction, cap_int: int) -> int:
 
 
 def _weights(data: IntegerData, target: Fraction) -> list[int]:
-    """``w_i = q·M·nint_i + p·L·sint_i``: the integer row weights of ``kvopt.exact.scaling``."""
+    """``w_i = q·M·nint_i + p·L·sint_i``: the integer row weights of ``kvopt.scaling``."""
     p, q = target.numerator, target.denominator
     return [q * data.mem_scale * n + p * data.demand_scale * s for n, s in zip(data.demand_int, data.size_int)]
 

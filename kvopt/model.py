@@ -250,13 +250,6 @@ class Placement:
 
     gpu_of: tuple[int, ...]
 
-    @staticmethod
-    def from_mapping(instance: Instance, assignment: Mapping[str, Any]) -> "Placement":
-        """From ``{model_name: gpu_index}``, checked (see ``kvopt.evaluate.check_assignment``)."""
-        from kvopt.evaluate import check_assignment
-
-        return check_assignment(instance, assignment)
-
     def as_mapping(self, instance: Instance) -> dict[str, int]:
         return {m.name: int(g) for m, g in zip(instance.models, self.gpu_of)}
 

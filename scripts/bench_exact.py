@@ -41,7 +41,7 @@ from typing import Callable, Sequence
 
 from kvopt.bench.machine import cpu_model
 from kvopt.exact.bisection import first_fit_start, solve_exact
-from kvopt.exact.milp import silence_highs_banner
+from kvopt.exact.solvers import silence_highs_banner
 from kvopt.model import Instance, KvoptError, Result
 from kvopt.suites import SUITES, load_suite
 

@@ -10,12 +10,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from kvopt.evaluate import check_assignment
 from kvopt.model import (
     InfeasibleInstanceError,
     Instance,
     KvoptError,
     Model,
-    Placement,
     Result,
     relative_gap,
     to_fraction,
@@ -246,7 +246,7 @@ def test_with_gpus_revalidates() -> None:
 
 def test_placement_helpers() -> None:
     inst = Instance.build([model("a"), model("b"), model("c")], [80, 80])
-    placement = Placement.from_mapping(inst, {"a": 1, "b": 0, "c": 1})
+    placement = check_assignment(inst, {"a": 1, "b": 0, "c": 1})
     assert placement.gpu_of == (1, 0, 1)
     assert placement.as_mapping(inst) == {"a": 1, "b": 0, "c": 1}
     assert placement.models_on(1) == [0, 2]

@@ -10,12 +10,8 @@ from fractions import Fraction
 import pytest
 
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.setpart import (
-    SetPartitionBackend,
-    candidate_peaks,
-    count_patterns,
-    minimize_peak_setpart,
-)
+from kvopt.exact.candidates import candidate_peaks, minimize_peak_setpart
+from kvopt.exact.setpart import SetPartitionBackend, count_patterns
 from kvopt.model import Instance, KvoptError
 
 SOLVERS = ["auto", "dfs", "highs"]
@@ -254,7 +250,7 @@ def test_adrs50_mean_optimal_peak() -> None:
 # -- column-generation bound (kvopt.exact.colgen) ----------------------------------------------
 def test_knapsack_pricing_matches_brute_force() -> None:
     from kvopt.exact.colgen import knapsack_items, max_pattern_value_dp, max_value_pattern
-    from kvopt.exact.scaling import integer_data, target_rows
+    from kvopt.scaling import integer_data, target_rows
 
     rng = random.Random(7)
     for _ in range(150):

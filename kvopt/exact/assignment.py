@@ -6,7 +6,7 @@ Binary ``x_ig`` (model ``i`` on GPU ``g``)::
     sum_i a_g,i x_ig + e_g·y_g <= b_g                for every GPU g      (target row)
     x_ig <= y_g                                      for models with demand, when e_g = 1
 
-The target row is ``kvopt.exact.scaling``'s integer row ``sum_i w_i x_ig <= p·L·cint_g``
+The target row is ``kvopt.scaling``'s integer row ``sum_i w_i x_ig <= p·L·cint_g``
 divided by the gcd ``d_g`` of its weights: ``a_g,i = w_i / d_g`` and
 ``b_g = floor(rhs / d_g)`` (an equivalent integer row, since the left side is a
 multiple of ``d_g``).  For the strict target (``KVPR_g < T``) a GPU carrying
@@ -43,7 +43,7 @@ from math import gcd
 from typing import Sequence
 
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.scaling import (IntegerData, TargetRows, fits_target, integer_data, placement_fits_target,
+from kvopt.scaling import (IntegerData, TargetRows, fits_target, integer_data, placement_fits_target,
                                  target_rows)
 from kvopt.model import Instance
 

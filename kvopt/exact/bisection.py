@@ -94,7 +94,7 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
 
         return BackendChoice(MilpBackend(solver=solver), f"milp-{solver}", "assignment")
     if name == "setpart":
-        from kvopt.exact.milp import silence_highs_banner
+        from kvopt.exact.solvers import silence_highs_banner
         from kvopt.exact.setpart import SetPartitionBackend
 
         silence_highs_banner()  # its fallback MILP uses HiGHS

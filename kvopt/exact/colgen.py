@@ -16,7 +16,7 @@ target row (``weight_i >= p·L·sint_i``), so the knapsack has one row.
 
 **Exact infeasibility certificate (Farkas).**  Take the LP duals, round them down
 to integers ``π_i = floor(D·dual_i) >= 0`` and compute ``u_c >= max_P π(P)`` in
-integers over the exact rows of ``kvopt.exact.scaling`` — exactly by a table over
+integers over the exact rows of ``kvopt.scaling`` — exactly by a table over
 (size, demand) when it is small (``max_pattern_value_dp``), else by branch and
 bound (whose proven upper bound is used if it stops early).  If::
 
@@ -34,9 +34,9 @@ iterations (any duals are fine once verified, which cuts the LP's tail).
 peak and returns the largest ``T`` with a verified certificate (the optimum is
 then ``> T``), or the mediant bound if none is found.
 
-Measured (``bench_colgen``, adrs50's distribution at 64 GPUs / 128 models): the
+Measured (``scripts/bench_colgen.py``, adrs50's distribution at 64 GPUs / 128 models): the
 bound is 4.7–7.1 % above the mediant bound and within 0.05 % of the optimum
-(proven by ``minimize_peak_setpart``), in ~1.5 s.  At 256 GPUs a check near the
+(proven by ``kvopt.exact.candidates.minimize_peak_setpart``), in ~1.5 s.  At 256 GPUs a check near the
 LP threshold takes minutes (LP tail-off), so the time-limited bound is looser.
 """
 
@@ -50,8 +50,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.milp import new_highs
-from kvopt.exact.scaling import IntegerData, TargetRows, integer_data, target_rows
+from kvopt.exact.solvers import new_highs
+from kvopt.scaling import IntegerData, TargetRows, integer_data, target_rows
 from kvopt.exact.setpart import CapacityClass, capacity_classes, mediant_lower_bound
 from kvopt.model import Instance, KvoptError
 
@@ -461,41 +461,3 @@ def _simple_between(lo: Fraction, hi: Fraction) -> Fraction:
         if lo < candidate < hi:
             return candidate
     return mid
-
-
-# -- benchmark (python -m kvopt.exact.colgen [GPUS ...]) ------------------------------------
-def random_adrs_like(num_gpus: int, seed: int) -> Instance:
-    """adrs50's distribution at any size: ``num_gpus`` × 80 GB, ``2·num_gpus`` models,
-    sizes 10–29 GB, rates 1–9, SLO 5–9 (``numpy.random.RandomState(seed)``)."""
-    rng = np.random.RandomState(seed)
-    models = [{"name": f"model_{j}", "size_gb": int(rng.randint(10, 30)), "req_rate": int(rng.randint(1, 10)),
-               "slo": int(rng.randint(5, 10))} for j in range(2 * num_gpus)]
-    return Instance.build(models, [80] * num_gpus, name=f"adrs_like_{num_gpus}_{seed}")
-
-
-def bench_colgen(sizes: Sequence[int] = (64,), seeds: int = 2, time_limit_s: float = 120.0,
-                 path: str = "reports/colgen_bench.md") -> str:
-    """Colgen bound vs the mediant bound on ``random_adrs_like`` instances; markdown table to ``path``."""
-    from pathlib import Path
-
-    lines = ["# Column-generation lower bound vs mediant bound", "",
-             f"time limit {time_limit_s:g} s per instance; upper = greedy placement's peak", "",
-             "| instance | mediant | colgen | colgen/mediant − 1 | greedy upper | LP checks | s | certified |",
-             "|---|---|---|---|---|---|---|---|"]
-    for num_gpus in sizes:
-        for seed in range(seeds):
-            inst = random_adrs_like(num_gpus, seed)
-            result = colgen_lower_bound(inst, time_limit_s=time_limit_s)
-            lines.append(f"| {inst.name} | {float(result.mediant):.6f} | {float(result.bound):.6f} | "
-                         f"{float(result.bound / result.mediant - 1):.2%} | {float(result.upper):.6f} | "
-                         f"{result.checks} | {result.seconds:.1f} | {result.certified} |")
-    text = "\n".join(lines) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    return text
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(bench_colgen(tuple(int(a) for a in sys.argv[1:]) or (64,)))

@@ -37,10 +37,10 @@ import time
 from fractions import Fraction
 from typing import Sequence
 
-from kvopt.exact.milp import cbc_engine, new_highs
+from kvopt.exact.solvers import cbc_engine, new_highs
 from kvopt.evaluate import evaluate, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.export import LinearModel, LinearRow, to_highs, to_pulp
+from kvopt.exact.linear import LinearModel, LinearRow, to_highs, to_pulp
 from kvopt.model import Instance, KvoptError, Placement, PlacementError, Result
 
 SOLVERS = ("highs", "cbc")
@@ -353,31 +353,3 @@ def _result(instance: Instance, gpu_of: Sequence[int], status: str, bound_exact:
         gap = 0.0 if status == "optimal" else (ev.peak_kvpr / lower - 1 if lower > 0 else None)
     return Result(instance.name, "mccormick", status, Placement(tuple(gpu_of)), ev.peak_kvpr, ev.peak_kvpr_exact,
                   lower, bound_exact, gap, time.perf_counter() - t0, details)
-
-
-# -- benchmark (python -m kvopt.exact.mccormick) ----------------------------------------
-def bench_adrs50(path: str = "reports/mccormick_bench.md", time_limit_s: float = 30.0) -> str:
-    """``solve_mccormick`` on every adrs50 case; markdown summary to ``path``."""
-    from pathlib import Path
-
-    from kvopt.suites.adrs50 import generate_adrs50
-
-    results = [solve_mccormick(inst, time_limit_s=time_limit_s) for inst in generate_adrs50()]
-    optimal = [r for r in results if r.status == "optimal"]
-    exact = [r for r in optimal if r.details.get("proof") == "exact"]
-    seconds = sorted(r.seconds for r in results)
-    mean_peak = sum(r.peak_kvpr_exact for r in results) / len(results)
-    text = "\n".join([
-        "# McCormick MILP (HiGHS) on adrs50", "",
-        f"time limit {time_limit_s:g} s per case, start = greedy / pipeline placement", "",
-        f"- optimal: {len(optimal)}/50 (exact proof by set-partitioning check: {len(exact)})",
-        f"- total {sum(seconds):.1f} s, median {seconds[len(seconds) // 2]:.2f} s, max {seconds[-1]:.2f} s",
-        f"- mean peak {float(mean_peak):.7f}",
-    ]) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    return text
-
-
-if __name__ == "__main__":
-    print(bench_adrs50())

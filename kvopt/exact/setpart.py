@@ -3,7 +3,7 @@
 **Patterns.**  GPUs are grouped into *capacity classes* (equal ``C_g``; ``G_c``
 GPUs in class ``c``).  At ``T = p/q`` a *pattern* of class ``c`` is a non-empty
 set ``P`` of models that may share one GPU of that class, decided exactly on the
-integer rows of ``kvopt.exact.scaling``::
+integer rows of ``kvopt.scaling``::
 
     sum_{i in P} weight_i <= cap_c        (cap_c - 1 if strict and P has demand)
 
@@ -54,28 +54,26 @@ on the read-back placement) and an ``infeasible`` answer is exact up to the
 solver's integrality tolerance (1e-6 against a unit gap).  That is why this model
 is a better proof model than the assignment model with its large integer rows.
 
-**Speed** (adrs50, 50 cases, ``minimize_peak_setpart``, 2-core machine): the
-search answers all checks in ~0.1-0.2 s total; the HiGHS MILP needs ~4-6 ms per
-check (~1-1.4 s total).  See ``bench_adrs50`` (reports/setpart_bench.md).
+**Speed** (adrs50, 50 cases, ``kvopt.exact.candidates.minimize_peak_setpart``, 2-core
+machine): the search answers all checks in ~0.1-0.2 s total; the HiGHS MILP needs
+~4-6 ms per check (~1-1.4 s total).  See ``scripts/bench_setpart.py`` (reports/setpart_bench.md).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_left
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.milp import cbc_engine, new_highs
-from kvopt.evaluate import exact_peak_kvpr
+from kvopt.exact.solvers import cbc_engine, new_highs
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
-from kvopt.exact.scaling import (IntegerData, TargetRows, integer_data, placement_fits_target,
+from kvopt.scaling import (IntegerData, TargetRows, integer_data, placement_fits_target,
                                  target_rows)
-from kvopt.model import Instance, KvoptError, Placement, Result
+from kvopt.model import Instance, KvoptError
 
 DEFAULT_PATTERN_CAP = 200_000
 SOLVERS = ("auto", "dfs", "highs", "pulp-highs", "cbc")
@@ -638,41 +636,6 @@ def _valid_indices(gpu_of: Sequence[int], num_gpus: int) -> bool:
     return all(isinstance(g, (int, np.integer)) and 0 <= g < num_gpus for g in gpu_of)
 
 
-# -- a self-contained exact minimiser (tests, benchmarks) --------------------------------
-def pattern_kvpr(data: IntegerData, models: Sequence[int], cap_int: int) -> Fraction | None:
-    """Exact KVPR of ``models`` on a GPU of capacity ``cap_int``: ``M·Σnint / (L·(cint − Σsint))``.
-
-    ``None`` when the load does not fit in memory or has demand and fills it (+inf).
-    """
-    demand = sum(data.demand_int[i] for i in models)
-    free = cap_int - sum(data.size_int[i] for i in models)
-    if free < 0:
-        return None
-    if demand == 0:
-        return Fraction(0)
-    if free == 0:
-        return None
-    return Fraction(data.mem_scale * demand, data.demand_scale * free)
-
-
-def candidate_peaks(instance: Instance, upper: Fraction, cap: int = DEFAULT_PATTERN_CAP) -> list[Fraction]:
-    """Sorted distinct KVPRs ``<= upper`` of every pattern feasible at ``upper``.
-
-    The optimum is one of them: if ``T* <= upper``, the peak GPU of an optimal
-    placement carries a pattern feasible at ``upper`` whose KVPR is ``T*``.
-    Raises ``PatternCapExceeded``.
-    """
-    data = integer_data(instance)
-    rows = target_rows(data, upper, False)
-    values: set[Fraction] = set()
-    for cp in class_patterns(rows, capacity_classes(data), maximal=False, cap=cap):
-        for pat in cp.patterns:
-            value = pattern_kvpr(data, pat, cp.cls.cap_int)
-            if value is not None and value <= upper:
-                values.add(value)
-    return sorted(values)
-
-
 def mediant_lower_bound(instance: Instance) -> Fraction:
     """``Σn / (ΣC − Σs)``: ``peak·Σ_g(C_g − S_g) >= Σ_g N_g`` for every placement."""
     free = sum(instance.capacities_exact) - sum(instance.sizes_exact)
@@ -682,102 +645,3 @@ def mediant_lower_bound(instance: Instance) -> Fraction:
     if free <= 0:
         raise KvoptError(f"instance {instance.name!r}: models fill all GPU memory; every placement has infinite KVPR")
     return demand / free
-
-
-def minimize_peak_setpart(instance: Instance, *, start: Sequence[int] | None = None,
-                          backend: SetPartitionBackend | None = None, time_limit_s: float = 60.0,
-                          pattern_cap: int = DEFAULT_PATTERN_CAP) -> Result:
-    """Exact minimum peak by binary search over the candidate peaks (each step one ``check``).
-
-    Start from ``start`` (or a greedy placement), list every candidate value
-    ``<= `` its peak (``candidate_peaks``), then binary-search the smallest
-    feasible candidate.  Invariant: ``cand[hi]`` has a placement; every candidate
-    below ``cand[lo]`` is infeasible.  A feasible check at ``cand[mid]`` returns a
-    placement whose peak is itself a candidate ``<= cand[mid]``.  At ``lo == hi``
-    the next smaller candidate is infeasible and no peak lies strictly between
-    two consecutive candidates, so ``cand[hi]`` is optimal.
-    """
-    from kvopt.exact.mccormick import greedy_placement
-
-    t0 = time.perf_counter()
-    backend = backend or SetPartitionBackend(pattern_cap=pattern_cap)
-    gpu_of = tuple(start) if start is not None else greedy_placement(instance)
-    best = exact_peak_kvpr(instance, gpu_of)
-    if best is None:
-        raise KvoptError(f"instance {instance.name!r}: the start placement has infinite peak")
-    lower = mediant_lower_bound(instance)
-    details: dict = {"checks": 0}
-    if best == 0:
-        return _optimal_result(instance, gpu_of, best, t0, details)
-    try:
-        cands = candidate_peaks(instance, best, pattern_cap)
-    except PatternCapExceeded:
-        return _feasible_result(instance, gpu_of, best, lower, t0, {"reason": "pattern cap"})
-    details["candidates"] = len(cands)
-    lo, hi = bisect_left(cands, lower), cands.index(best)
-    deadline = t0 + time_limit_s
-    while lo < hi:
-        mid = (lo + hi) // 2
-        answer = backend.check(FeasibilityQuery(instance, cands[mid], hint=gpu_of,
-                                                time_limit_s=max(0.01, deadline - time.perf_counter())))
-        details["checks"] += 1
-        if answer.status == "feasible":
-            gpu_of = answer.gpu_of
-            best = exact_peak_kvpr(instance, gpu_of)
-            hi = cands.index(best)
-        elif answer.status == "infeasible":
-            lo = mid + 1
-        else:
-            bound = cands[lo] if lo > 0 else lower
-            return _feasible_result(instance, gpu_of, best, bound, t0, {**details, "reason": "unknown check"})
-    return _optimal_result(instance, gpu_of, best, t0, details)
-
-
-def _optimal_result(instance: Instance, gpu_of: Sequence[int], peak: Fraction, t0: float, details: dict) -> Result:
-    return Result(instance.name, "setpart", "optimal", Placement(tuple(gpu_of)), float(peak), peak,
-                  float(peak), peak, 0.0, time.perf_counter() - t0, details)
-
-
-def _feasible_result(instance: Instance, gpu_of: Sequence[int], peak: Fraction, lower: Fraction, t0: float,
-                     details: dict) -> Result:
-    gap = float(peak / lower - 1) if lower > 0 else None
-    return Result(instance.name, "setpart", "feasible", Placement(tuple(gpu_of)), float(peak), peak,
-                  float(lower), lower, gap, time.perf_counter() - t0, details)
-
-
-# -- benchmark (python -m kvopt.exact.setpart) -------------------------------------------
-def bench_adrs50(path: str = "reports/setpart_bench.md", solvers: Sequence[str] = ("auto", "highs", "pulp-highs", "cbc")
-                 ) -> str:
-    """Time ``minimize_peak_setpart`` on all adrs50 cases per solver; write a markdown table to ``path``."""
-    from pathlib import Path
-
-    from kvopt.suites.adrs50 import generate_adrs50
-
-    cases = generate_adrs50()
-    lines = ["# Set-partitioning backend on adrs50 (50 cases, exact optimum by candidate search)", "",
-             "| solver | total s | checks | ms/check | all optimal | mean optimal peak |",
-             "|---|---|---|---|---|---|"]
-    optima: list[Fraction] = []
-    for solver in solvers:
-        backend = SetPartitionBackend(solver=solver)
-        t0 = time.perf_counter()
-        results = [minimize_peak_setpart(inst, backend=backend) for inst in cases]
-        total = time.perf_counter() - t0
-        checks = sum(r.details.get("checks", 0) for r in results)
-        optima = [r.peak_kvpr_exact for r in results]
-        mean = sum(optima) / len(optima)
-        lines.append(f"| {solver} | {total:.3f} | {checks} | {1000 * total / max(checks, 1):.2f} | "
-                     f"{all(r.status == 'optimal' for r in results)} | {float(mean):.7f} |")
-    lines += ["", "Pattern counts at the optimum T* (per case, all classes):", "",
-              "| | min | mean | max |", "|---|---|---|---|"]
-    for label, maximal in (("all patterns", False), ("maximal patterns", True)):
-        counts = [count_patterns(inst, t, DEFAULT_PATTERN_CAP, maximal=maximal) for inst, t in zip(cases, optima)]
-        lines.append(f"| {label} | {min(counts)} | {sum(counts) / len(counts):.0f} | {max(counts)} |")
-    text = "\n".join(lines) + "\n"
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text)
-    return text
-
-
-if __name__ == "__main__":
-    print(bench_adrs50())

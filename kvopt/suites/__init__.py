@@ -10,47 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kvopt.io import instance_from_dict, save_instance
 from kvopt.model import Instance, KvoptError
 from kvopt.suites.adrs50 import generate_adrs50
-
-
-@dataclass(frozen=True)
-class Suite:
-    """A named suite: its generator and what it is for."""
-
-    name: str
-    description: str
-    generate: Callable[[], list[Instance]]
-    small: bool = True  # small enough for exact reference optima / CI baselines
-
-
-SUITES: dict[str, Suite] = {}
-
-
-def register(suite: Suite) -> Suite:
-    SUITES[suite.name] = suite
-    return suite
-
+from kvopt.suites.registry import SUITES, Suite, register
 
 register(Suite("adrs50", "the 50 cases of the ADRS/OpenEvolve prism example (seed 42, 5-9 GPUs x 80 GB)",
                generate_adrs50))
-
-
-def _load_families() -> None:
-    # The hard families register themselves on import.
-    try:
-        import kvopt.suites.families  # noqa: F401
-    except ModuleNotFoundError as exc:  # pragma: no cover - only while bootstrapping
-        if exc.name != "kvopt.suites.families":
-            raise
-
-
-_load_families()
+import kvopt.suites.families  # noqa: E402,F401  (the hard families register themselves on import)
 
 
 def get_suite(name: str) -> Suite:

@@ -64,7 +64,7 @@ from typing import Callable
 import numpy as np
 
 from kvopt.model import DEFAULT_GPU_MEM_GB, Instance
-from kvopt.suites import Suite, register
+from kvopt.suites.registry import Suite, register
 
 CASES_PER_SUITE = 20
 
