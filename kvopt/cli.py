@@ -192,6 +192,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def add_reference_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reference", help="solve every case of a suite exactly and store reference.json")
     p.add_argument("--suite", required=True)
+    p.add_argument("--out", help="folder to write reference.json into (and the instances, when it has none); "
+                                 "default: ./instances/SUITE")
     p.add_argument("--backend", default="auto")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per case (default: 60)")
     p.add_argument("--json", action="store_true")
@@ -201,7 +203,8 @@ def add_reference_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_reference(args: argparse.Namespace) -> int:
     from kvopt.exact.reference import write_reference
 
-    path, data = write_reference(args.suite, backend=args.backend, time_limit_s=args.time_limit,
+    out = Path(args.out) if args.out else Path("instances") / args.suite
+    path, data = write_reference(args.suite, out, backend=args.backend, time_limit_s=args.time_limit,
                                  progress=_progress_enabled(args))
     cases = data["cases"]
     optimal = sum(1 for c in cases.values() if c["status"] == "optimal")
@@ -310,7 +313,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(dumps({"summary": document["summary"], "by_suite": document["by_suite"],
                      "wall_seconds": document["wall_seconds"], "files": [str(p) for p in paths]}))
     else:
-        print(format_table(*summary_table(document), align="lrrrrrrrrr"))
+        print(format_table(*summary_table(document), align="lrrrrrrrrrr"))
         print(f"\nwrote {args.out}/report.md, report.html, results.json, results.csv, results.jsonl "
               f"({document['wall_seconds']:.1f} s)")
     return EXIT_OK

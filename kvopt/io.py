@@ -14,8 +14,10 @@ Placement JSON: ``{"instance", "method", "peak_kvpr", "gpu_kvpr", "assignment",
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -23,16 +25,67 @@ from kvopt.evaluate import check_assignment, evaluate, format_fraction
 from kvopt.model import DEFAULT_GPU_MEM_GB, Instance, KvoptError, Placement, Result
 
 
-def _read_json(path: str | Path) -> Any:
-    p = Path(path)
-    if not p.exists():
-        raise KvoptError(f"{p}: file not found")
+# Limits on any JSON kvopt reads: a hostile or broken file gets a clear error, not a
+# RecursionError or a minutes-long int parse.  The largest built-in instance is ~1 MB.
+MAX_JSON_BYTES = 256 * 1024 * 1024
+MAX_JSON_INT_DIGITS = 100
+
+
+def _parse_json_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise KvoptError(f"an integer with {digits} digits (at most {MAX_JSON_INT_DIGITS} are accepted)")
+    return int(text)
+
+
+def loads_json(text: str, where: str) -> Any:
+    """Parse JSON text; every failure is a ``KvoptError`` that starts with ``where``.
+
+    Integers longer than ``MAX_JSON_INT_DIGITS`` digits and nesting deeper than
+    Python's recursion limit are rejected (``NaN``/``Infinity`` parse, and the
+    model's validation rejects them naming the field).
+    """
     try:
-        return json.loads(p.read_text())
+        return json.loads(text, parse_int=_parse_json_int)
+    except KvoptError as exc:
+        raise KvoptError(f"{where}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise KvoptError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        raise KvoptError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise KvoptError(f"{where}: JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. a float literal Python cannot convert
+        raise KvoptError(f"{where}: not valid JSON ({exc})") from None
+
+
+def read_text_input(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """The text of an input file, or of stdin for ``-``; a clear ``KvoptError`` for anything else."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(max_bytes + 1)
+        where = "<stdin>"
+    else:
+        p = Path(path)
+        where = str(p)
+        if not p.exists():
+            raise KvoptError(f"{p}: file not found")
+        if p.is_dir():
+            raise KvoptError(f"{p}: is a directory, expected a file")
+        try:
+            with p.open("rb") as fh:
+                data = fh.read(max_bytes + 1)
+        except OSError as exc:
+            raise KvoptError(f"{p}: cannot read ({exc.strerror})") from None
+    if len(data) > max_bytes:
+        raise KvoptError(f"{where}: larger than {max_bytes // (1024 * 1024)} MB")
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise KvoptError(f"{p}: not a text file") from None
+        raise KvoptError(f"{where}: not a text file (expected UTF-8)") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """``loads_json`` of a file (``-`` for stdin)."""
+    where = "<stdin>" if str(path) == "-" else str(path)
+    return loads_json(read_text_input(path), where)
 
 
 def instance_from_dict(data: Any, *, default_name: str = "instance") -> Instance:
@@ -86,48 +139,65 @@ def _parse_csv_number(text: str, where: str) -> int | float:
     return value
 
 
+CSV_COLUMNS = ("name", "size_gb", "req_rate", "slo")
+
+
 def load_models_csv(path: str | Path, *, gpus: int | None = None, mem_gb: float = DEFAULT_GPU_MEM_GB,
                     gpu_mem_gb: Sequence[float] | None = None) -> Instance:
-    """Read models from CSV (``name,size_gb,req_rate,slo``); GPUs from ``gpus``×``mem_gb``."""
-    p = Path(path)
-    if not p.exists():
-        raise KvoptError(f"{p}: file not found")
+    """Read models from CSV (``name,size_gb,req_rate,slo``; ``-`` is stdin); GPUs from ``gpus``×``mem_gb``.
+
+    A UTF-8 byte-order mark (what spreadsheet programs write) is skipped; a column
+    or a field beyond the four is an error, so a misspelt header is not ignored.
+    """
+    where = "<stdin>" if str(path) == "-" else str(path)
     if gpu_mem_gb is None:
         if gpus is None:
-            raise KvoptError(f"{p}: a CSV of models needs the cluster: give --gpus N (and --mem-gb)")
+            raise KvoptError(f"{where}: a CSV of models needs the cluster: give --gpus N (and --mem-gb)")
+        if gpus < 1:
+            raise KvoptError(f"--gpus: must be >= 1, got {gpus}")
         gpu_mem_gb = [mem_gb] * gpus
-    with p.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [k for k in ("name", "size_gb", "req_rate", "slo") if k not in header]
-        if missing:
-            raise KvoptError(f"{p}: CSV header is missing column(s) {', '.join(missing)}")
-        models = []
-        for line_no, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "") for k, v in row.items() if k is not None}
-            name = row["name"].strip()
-            if not name:
-                raise KvoptError(f"{p}: line {line_no}: field 'name' is empty")
-            label = f"model {name!r} (line {line_no})" if name else f"line {line_no}"
-            models.append({
-                "name": name,
-                "size_gb": _parse_csv_number(row["size_gb"], f"{label}: field 'size_gb'"),
-                "req_rate": _parse_csv_number(row["req_rate"], f"{label}: field 'req_rate'"),
-                "slo": _parse_csv_number(row["slo"], f"{label}: field 'slo'"),
-            })
-    return Instance.build(models, list(gpu_mem_gb), name=p.stem)
+    rows = list(csv.reader(io.StringIO(read_text_input(path), newline="")))
+    header = [h.strip() for h in rows[0]] if rows else []
+    missing = [k for k in CSV_COLUMNS if k not in header]
+    if missing:
+        raise KvoptError(f"{where}: CSV header is missing column(s) {', '.join(missing)}")
+    extra = [h for h in header if h not in CSV_COLUMNS]
+    if extra or len(header) != len(set(header)):
+        raise KvoptError(f"{where}: CSV header has unknown or repeated column(s) {', '.join(extra) or header}; "
+                         f"expected exactly {','.join(CSV_COLUMNS)}")
+    models = []
+    for line_no, values in enumerate(rows[1:], start=2):
+        if not values or all(not v.strip() for v in values):
+            continue  # blank line
+        if len(values) > len(header):
+            raise KvoptError(f"{where}: line {line_no}: {len(values)} fields, the header has {len(header)}")
+        row = dict(zip(header, values + [""] * (len(header) - len(values))))
+        name = row["name"].strip()
+        if not name:
+            raise KvoptError(f"{where}: line {line_no}: field 'name' is empty")
+        label = f"model {name!r} (line {line_no})"
+        models.append({"name": name, **{key: _parse_csv_number(row[key], f"{label}: field {key!r}")
+                                        for key in CSV_COLUMNS[1:]}})
+    name = "stdin" if where == "<stdin>" else Path(path).stem
+    return Instance.build(models, list(gpu_mem_gb), name=name)
 
 
 def load_instance(path: str | Path, *, gpus: int | None = None, mem_gb: float = DEFAULT_GPU_MEM_GB) -> Instance:
-    """Load an instance from ``.json`` (instance file) or ``.csv`` (models; needs ``gpus``)."""
+    """Load an instance from ``.json`` (instance file) or ``.csv`` (models; needs ``gpus``).
+
+    ``-`` reads stdin: a models CSV when ``gpus`` is given, else instance JSON.
+    """
+    if str(path) == "-":
+        if gpus is not None:
+            return load_models_csv(path, gpus=gpus, mem_gb=mem_gb)
+        return instance_from_dict(read_json(path), default_name="stdin")
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return load_models_csv(p, gpus=gpus, mem_gb=mem_gb)
-    data = _read_json(p)
-    inst = instance_from_dict(data, default_name=p.stem)
+    data = read_json(p)
     if gpus is not None:
         raise KvoptError(f"{p}: --gpus applies to CSV input only; a JSON instance lists its GPUs in 'gpu_mem_gb'")
-    return inst
+    return instance_from_dict(data, default_name=p.stem)
 
 
 def save_instance(instance: Instance, path: str | Path) -> None:
@@ -165,7 +235,7 @@ def result_to_json(instance: Instance, result: Result) -> dict[str, Any]:
 
 def load_placement(instance: Instance, path: str | Path) -> Placement:
     """Read a placement JSON and check it against the instance."""
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, Mapping) or "assignment" not in data:
         raise KvoptError(f"{path}: missing field 'assignment' ({{model_name: gpu_index}})")
     return check_assignment(instance, data["assignment"])

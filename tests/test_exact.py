@@ -260,7 +260,7 @@ def test_write_reference(tmp_path: Path) -> None:
     folder.mkdir()
     for name in ("adrs50_07.json", "adrs50_10.json"):  # two 10-model cases
         shutil.copy(REPO / "instances" / "adrs50" / name, folder / name)
-    path, data = write_reference("adrs50", root=tmp_path, time_limit_s=30)
+    path, data = write_reference("adrs50", folder, root=tmp_path, time_limit_s=30)
     assert path == folder / "reference.json"
     stored = json.loads(path.read_text())
     assert stored["suite"] == "adrs50" and set(stored["cases"]) == {"adrs50_07", "adrs50_10"}

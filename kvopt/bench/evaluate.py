@@ -19,7 +19,7 @@ from kvopt.tables import format_table
 
 DEFAULT_SUITES = ("adrs50",)
 SUMMARY_KEYS = ("cases", "valid", "optimal", "mean_gap", "median_gap", "max_gap", "score_legacy",
-                "score_bounded", "seconds")
+                "score_bounded", "seconds", "missing_references")
 
 
 def evaluate_program(
@@ -61,6 +61,7 @@ def evaluation_json(document: Mapping[str, Any]) -> dict[str, Any]:
             "suite": r["suite"], "name": r["case"], "valid": r["valid"], "failure": r["failure"],
             "reason": r["reason"], "peak_kvpr": r["peak_kvpr"], "reference": r["reference"],
             "reference_status": r["reference_status"], "reference_source": r["reference_source"],
+            "reference_missing": r["reference_missing"],
             "lower_bound": r["reference_bound"] if r["reference_status"] != "optimal" else None,
             "gap": r["gap"], "optimal": r["optimal"], "seconds": r["seconds"],
             "num_models": r["num_models"], "num_gpus": r["num_gpus"],
@@ -90,6 +91,8 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
         ref_text = "-" if ref is None else f"{ref:.6g}" + ("" if c["reference_status"] == "optimal" else
                                                            " (bound)" if c["reference_status"] == "bound"
                                                            else " (best known)")
+        if c["reference_missing"]:
+            ref_text += " !"
         rows.append([c["suite"], c["name"], c["num_models"], c["num_gpus"],
                      ("optimal" if c["optimal"] else "valid") if c["valid"] else c["failure"],
                      c["peak_kvpr"], ref_text, format_percent(c["gap"]), f"{c['seconds']:.3f}"])
@@ -102,6 +105,9 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
     if data["skipped"]:
         lines += ["", f"skipped {len(data['skipped'])} case(s): {data['skipped'][0]['reason']}"]
     s = data["summary"]
+    if s["missing_references"]:
+        lines += ["", f"! no stored reference optimum for {s['missing_references']} case(s): their gaps are "
+                      "against this run's exact result or a lower bound (see `kvopt reference`, --solve-missing)"]
     lines += [
         "",
         f"program        {s['program']}",

@@ -13,6 +13,11 @@ Gaps are compared against the *baseline's* reference value of the case, so an
 improved reference optimum alone is not a regression (``gap = peak / ref - 1``;
 without a reference the peaks themselves are compared: ``new / old - 1``).  The
 run also regresses when a method's count of optimal cases dropped.
+
+Only like is compared with like: a case whose reference *kind* changed (e.g. a
+proven optimum in the baseline, only a lower bound now because the stored
+reference is missing) is reported as ``not comparable`` — neither worse nor
+better — and left out of the optimal counts.
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ class Change:
     suite: str
     case: str
     method: str
-    direction: str  # worse | better
-    what: str       # gap | now invalid | now valid | missing
+    direction: str  # worse | better | not comparable
+    what: str       # gap | now invalid | now valid | missing | reference kind
     old_gap: float | None
     new_gap: float | None
     old_peak: float | None
@@ -69,6 +74,10 @@ class Comparison:
         return [c for c in self.changes if c.direction == "better"]
 
     @property
+    def not_comparable(self) -> list[Change]:
+        return [c for c in self.changes if c.direction == "not comparable"]
+
+    @property
     def optimal_dropped(self) -> dict[str, tuple[int, int]]:
         return {m: (old, new) for m, (old, new) in self.optimal_counts.items() if new < old}
 
@@ -92,6 +101,11 @@ def gap_against(peak: Any, reference: Any, baseline_peak: Any) -> float | None:
     return relative_gap(value, ref)
 
 
+def same_reference_kind(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether both runs measured the case against the same kind of reference (optimal/feasible/bound)."""
+    return old.get("reference_status") == new.get("reference_status")
+
+
 def compare_records(old: Mapping[str, Any], new: Mapping[str, Any] | None, tolerance: float) -> Change | None:
     """The change of one (case, method) from ``old`` to ``new`` (``None``: missing now)."""
     ident = (old["suite"], old["case"], old["method"])
@@ -107,6 +121,9 @@ def compare_records(old: Mapping[str, Any], new: Mapping[str, Any] | None, toler
         return Change(*ident, "better", "now valid", None, new_gap, None, new_peak, old.get("reason"))
     if not old["valid"]:
         return None
+    if not same_reference_kind(old, new):
+        reason = f"reference {old.get('reference_status')} -> {new.get('reference_status')}"
+        return Change(*ident, "not comparable", "reference kind", old_gap, None, old_peak, new_peak, reason)
     new_gap = gap_against(new.get("peak_kvpr"), old.get("reference"), old.get("peak_kvpr"))
     if old_gap is None or new_gap is None or new_gap == old_gap:
         return None
@@ -128,11 +145,21 @@ def compare_results(baseline: Mapping[str, Any], current: Mapping[str, Any],
         change = compare_records(old, now.get(_key(old)), tolerance)
         if change is not None:
             changes.append(change)
-    counts = {}
-    for method, summary in baseline["summary"].items():
-        new_summary = current["summary"].get(method, {"optimal": 0})
-        counts[method] = (int(summary["optimal"]), int(new_summary["optimal"]))
-    return Comparison(tuple(changes), counts, tolerance)
+    return Comparison(tuple(changes), comparable_optimal_counts(baseline, now, current["summary"]), tolerance)
+
+
+def comparable_optimal_counts(baseline: Mapping[str, Any], now: Mapping[tuple[str, str, str], Mapping[str, Any]],
+                              current_summary: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """``{method: (optimal before, optimal now)}``, leaving out the cases whose reference kind changed."""
+    counts = {method: [int(summary["optimal"]), int(current_summary.get(method, {"optimal": 0})["optimal"])]
+              for method, summary in baseline["summary"].items()}
+    for old in baseline["cases"]:
+        new = now.get(_key(old))
+        if old["role"] != "method" or new is None or same_reference_kind(old, new) or old["method"] not in counts:
+            continue
+        counts[old["method"]][0] -= bool(old.get("optimal"))
+        counts[old["method"]][1] -= bool(new.get("optimal"))
+    return {method: (old, new) for method, (old, new) in counts.items()}
 
 
 def baseline_methods(baseline: Mapping[str, Any], limits: Limits) -> list[MethodSpec]:
@@ -174,7 +201,7 @@ def _pct(value: float | None) -> str:
 def format_comparison(comparison: Comparison) -> str:
     """The changed cases as a table (worse first), then the optimal counts and the verdict."""
     lines = []
-    ordered = comparison.worse + comparison.better
+    ordered = comparison.worse + comparison.better + comparison.not_comparable
     if ordered:
         rows = [[c.direction, c.suite, c.case, c.method, c.what, _pct(c.old_gap), _pct(c.new_gap),
                  c.old_peak, c.new_peak, c.reason or ""] for c in ordered]
@@ -187,8 +214,10 @@ def format_comparison(comparison: Comparison) -> str:
         mark = "  <- dropped" if new < old else ""
         lines.append(f"optimal cases  {method}: {old} -> {new}{mark}")
     verdict = "REGRESSION" if comparison.regressed else "ok"
-    lines.append(f"{verdict}: {len(comparison.worse)} worse, {len(comparison.better)} better "
-                 f"(tolerance {comparison.tolerance:g})")
+    skipped = comparison.not_comparable
+    lines.append(f"{verdict}: {len(comparison.worse)} worse, {len(comparison.better)} better"
+                 + (f", {len(skipped)} not comparable (reference kind changed; not counted)" if skipped else "")
+                 + f" (tolerance {comparison.tolerance:g})")
     return "\n".join(lines)
 
 
@@ -198,6 +227,7 @@ def comparison_json(comparison: Comparison, current: Mapping[str, Any]) -> dict[
         "tolerance": comparison.tolerance,
         "worse": [c.to_json() for c in comparison.worse],
         "better": [c.to_json() for c in comparison.better],
+        "not_comparable": [c.to_json() for c in comparison.not_comparable],
         "optimal": {m: {"baseline": old, "now": new} for m, (old, new) in comparison.optimal_counts.items()},
         "summary": current["summary"],
         "wall_seconds": current["wall_seconds"],

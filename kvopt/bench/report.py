@@ -26,7 +26,7 @@ from kvopt.bench.results import write_results
 
 CSV_COLUMNS = ("suite", "case", "method", "kind", "role", "num_models", "num_gpus", "valid", "failure", "reason",
                "status", "peak_kvpr", "peak_kvpr_exact", "reference", "reference_exact", "reference_status",
-               "reference_source", "gap", "optimal", "lower_bound", "seconds")
+               "reference_source", "reference_missing", "gap", "optimal", "lower_bound", "seconds")
 SAME_GAP = 1e-9
 
 PLOTS: tuple[tuple[str, str], ...] = (
@@ -66,13 +66,24 @@ def number(value: Any, digits: int = 4) -> str:
 
 def summary_table(document: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     headers = ["method", "cases", "valid", "optimal", "mean gap", "median gap", "max gap", "score_legacy",
-               "score_bounded", "seconds"]
+               "score_bounded", "seconds", "no stored ref"]
     rows = []
     for method, s in document["summary"].items():
+        missing = int(s.get("missing_references", 0))
         rows.append([method, str(s["cases"]), str(s["valid"]), str(s["optimal"]), percent(s["mean_gap"]),
                      percent(s["median_gap"]), percent(s["max_gap"]), number(s["score_legacy"]),
-                     number(s["score_bounded"]), f"{float(s['seconds']):.2f}"])
+                     number(s["score_bounded"]), f"{float(s['seconds']):.2f}", f"{missing} !" if missing else "0"])
     return headers, rows
+
+
+def missing_reference_note(document: Mapping[str, Any]) -> str | None:
+    """A warning sentence when some cases have no stored reference optimum, else ``None``."""
+    cases = {(r["suite"], r["case"]) for r in method_rows(document) if r.get("reference_missing")}
+    if not cases:
+        return None
+    return (f"Warning: {len(cases)} case(s) have no stored reference optimum (marked \"no stored ref\"): their "
+            "gaps are against this run's exact result or a lower bound, not comparable with gaps against "
+            "stored optima.")
 
 
 def suite_gap_matrix(document: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -143,8 +154,14 @@ def cell_text(record: Mapping[str, Any] | None) -> str:
     return percent(record.get("gap")) if record.get("gap") is not None else number(record["peak_kvpr"])
 
 
-def reference_text(value: Any, status: str | None) -> str:
-    return "-" if value is None else f"{number(value, 6)} ({status})"
+def reference_text(value: Any, status: str | None, missing: bool = False) -> str:
+    """The reference value and its kind; ``missing`` marks a case without a stored reference."""
+    mark = ", no stored ref !" if missing else ""
+    return "-" + (" (no stored ref !)" if missing else "") if value is None else f"{number(value, 6)} ({status}{mark})"
+
+
+def lacks_stored_reference(per_method: Mapping[str, Mapping[str, Any]]) -> bool:
+    return any(r.get("reference_missing") for r in per_method.values())
 
 
 def failures(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -222,7 +239,11 @@ def header_lines(document: Mapping[str, Any], code: Callable[[str], str] = lambd
 
 def markdown_report(document: Mapping[str, Any], image_paths: Mapping[str, str]) -> str:
     methods = method_names(document)
-    parts = ["# kvopt gap report", "", *header_lines(document), "", describe_reference(), "", "## Summary", ""]
+    parts = ["# kvopt gap report", "", *header_lines(document), "", describe_reference(), ""]
+    note = missing_reference_note(document)
+    if note:
+        parts += [f"**{note}**", ""]
+    parts += ["## Summary", ""]
     parts.append(md_table(*summary_table(document)))
     headers, matrix = suite_gap_matrix(document)
     parts += ["", "## Mean gap by suite", "", "Lower is better; the worst method of each suite in bold.", ""]
@@ -242,7 +263,8 @@ def markdown_report(document: Mapping[str, Any], image_paths: Mapping[str, str])
         worst = worst_method(per_method)
         cells = [(f"**{cell_text(per_method.get(m))}**" if m in worst else cell_text(per_method.get(m)))
                  for m in methods]
-        table_rows.append([suite, case, str(models), str(gpus), reference_text(ref, ref_status), *cells])
+        table_rows.append([suite, case, str(models), str(gpus),
+                           reference_text(ref, ref_status, lacks_stored_reference(per_method)), *cells])
     if table_rows:
         parts.append(md_table(["suite", "case", "models", "gpus", "reference", *methods], table_rows))
     failed = failures(document)
@@ -271,6 +293,7 @@ td.worst { font-weight: bold; outline: 2px solid #b71c1c; }
 td.bad { background: #ef9a9a; }
 img { max-width: 100%; border: 1px solid #eee; margin-bottom: 1em; }
 p.note { color: #555; font-size: 13px; }
+p.warning { color: #a00; font-size: 15px; }
 """
 
 
@@ -324,6 +347,9 @@ def html_report(document: Mapping[str, Any], images: Mapping[str, bytes]) -> str
     out += [f"<p class='note'>{html.escape(line)}</p>" for line in header_lines(document, code=str)]
     out.append(f"<p class='note'>{html.escape(describe_reference())} Cell colour: green 0 % to red "
                f"{percent(scale)} (the largest gap).</p>")
+    note = missing_reference_note(document)
+    if note:
+        out.append(f"<p class='warning'><strong>{html.escape(note)}</strong></p>")
     out.append("<h2>Summary</h2>")
     out.append(html_table(*summary_table(document)))
     headers, matrix = suite_gap_matrix(document)
@@ -350,7 +376,8 @@ def html_report(document: Mapping[str, Any], images: Mapping[str, bytes]) -> str
     rows = []
     for suite, case, models, gpus, ref, ref_status, per_method in diff_rows:
         worst = worst_method(per_method)
-        rows.append([suite, case, str(models), str(gpus), reference_text(ref, ref_status),
+        rows.append([suite, case, str(models), str(gpus),
+                     reference_text(ref, ref_status, lacks_stored_reference(per_method)),
                      *[gap_cell(per_method.get(m), scale, m in worst) for m in methods]])
     if rows:
         out.append(html_table(["suite", "case", "models", "gpus", "reference", *methods], rows, left=2))

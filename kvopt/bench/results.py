@@ -21,31 +21,26 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from kvopt import __version__
-from kvopt.bench.cases import SuiteCases, load_all
+from kvopt.bench.cases import SuiteCases, load_all, missing_reference_cases, missing_reference_warnings
 from kvopt.bench.executors import Executor, LocalExecutor, default_jobs
 from kvopt.bench.progress import Progress
 from kvopt.bench.runner import MethodSpec, RunSettings, build_tasks, run_tasks
 from kvopt.bench.scoring import attach_gaps, choose_references, summaries_by_method, summaries_by_suite
+from kvopt.io import read_json
 from kvopt.model import KvoptError
 
 FORMAT = "kvopt-results/1"
 
 
-def missing_reference_cases(suites: Sequence[SuiteCases]) -> list[tuple[str, str]]:
-    """``(suite_key, case)`` of every case without a stored reference value."""
-    out = []
-    for suite in suites:
-        for instance in suite.instances:
-            entry = suite.references.get(instance.name) or {}
-            if entry.get("status") not in ("optimal", "feasible") or entry.get("value") in (None, "inf"):
-                out.append((suite.key, instance.name))
-    return out
+def _print_warning(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def run_benchmark(
@@ -58,8 +53,12 @@ def run_benchmark(
     solve_missing: bool = False,
     command: str | None = None,
     only_cases: Mapping[str, Sequence[str]] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every method on every case of the suites and return the results document.
+
+    ``warn`` receives one line per suite with cases lacking a stored reference
+    (default: printed to stderr — a missing reference must not pass unnoticed).
 
     ``only_cases`` (``{suite key: [case, ...]}``) restricts the run to those cases
     (``kvopt regress`` re-runs exactly the cases of its baseline).
@@ -73,6 +72,8 @@ def run_benchmark(
     suites = load_all(suite_names)
     if only_cases is not None:
         suites = [restrict(s, only_cases.get(s.key, ())) for s in suites]
+    for line in missing_reference_warnings(suites):
+        (warn or _print_warning)(line)
     wants_refs = solve_missing and not any(m.kind == "exact" for m in methods)
     tasks, skipped = build_tasks(suites, methods, settings,
                                  reference_cases=missing_reference_cases(suites) if wants_refs else ())
@@ -145,12 +146,7 @@ def write_results(document: Mapping[str, Any], path: str | Path) -> Path:
 def read_results(path: str | Path) -> dict[str, Any]:
     """A results document written by ``write_results``; ``KvoptError`` if it is not one."""
     p = Path(path)
-    if not p.is_file():
-        raise KvoptError(f"{p}: file not found")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise KvoptError(f"{p}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json(p)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise KvoptError(f"{p}: not a kvopt results file (expected field 'format' = {FORMAT!r})")
     for key in ("suites", "methods", "settings", "cases", "summary"):

@@ -9,6 +9,10 @@ Reference of a case (first that exists):
 3. the best lower bound known (the stored one, the exact solve's, and
    ``kvopt.bounds``) — status ``bound``.
 
+A record's ``reference_missing`` is true when its case has no stored reference
+value (its gap is then against this run's exact result or a lower bound), and a
+summary counts those records as ``missing_references``.
+
 ``gap = peak / reference - 1`` (negative when a method beats a non-proven
 reference).  A case is *optimal* when ``gap <= 1e-9`` and the reference is a
 proven optimum — or a lower bound, since meeting a lower bound proves optimality.
@@ -132,7 +136,8 @@ def attach_gaps(records: Sequence[Mapping[str, Any]],
         ref = references.get((r["suite_key"], r["case"]))
         extra: dict[str, Any] = {"reference": None, "reference_exact": None, "reference_status": None,
                                  "reference_source": None, "reference_bound": None, "gap": None,
-                                 "optimal": False}
+                                 "optimal": False,
+                                 "reference_missing": ref is None or ref.source != "reference.json"}
         if ref is not None:
             extra.update(ref.to_json())
             if r["valid"]:
@@ -173,6 +178,7 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "cases": len(records),
         "valid": len(valid),
         "optimal": sum(1 for r in records if r["optimal"]),
+        "missing_references": sum(1 for r in records if r.get("reference_missing", False)),
         "mean_gap": sum(gaps) / len(gaps) if gaps else None,
         "median_gap": statistics.median(gaps) if gaps else None,
         "max_gap": max(gaps) if gaps else None,

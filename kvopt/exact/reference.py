@@ -1,4 +1,4 @@
-"""Reference optima of a suite: solve every case exactly and store ``instances/<suite>/reference.json``.
+"""Reference optima of a suite: solve every case exactly and store ``<folder>/reference.json``.
 
 Format::
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kvopt.evaluate import format_fraction
-from kvopt.model import Result
+from kvopt.model import KvoptError, Result
 
 
 def case_entry(result: Result) -> dict[str, Any]:
@@ -88,13 +88,21 @@ def _progress_bar(progress: Any, total: int, suite_name: str) -> Any:
     return tqdm(total=total, desc=f"reference {suite_name}", unit="case", disable=not sys.stderr.isatty())
 
 
-def write_reference(suite_name: str, *, backend: str = "auto", time_limit_s: float = 60.0,
+def write_reference(suite_name: str, out_dir: str | Path, *, backend: str = "auto", time_limit_s: float = 60.0,
                     progress: Any = None, root: str | Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """``build_reference`` and write it to ``reference_path(suite_name, root)``; return (path, document)."""
-    from kvopt.suites import reference_path
+    """``build_reference`` and write it to ``out_dir/reference.json``; return (path, document).
 
+    When ``out_dir`` holds no instance files the suite's instances are written
+    beside it, so the folder is a complete suite for ``--suite out_dir``.
+    """
+    from kvopt.suites import REFERENCE_FILE, instance_files, write_suite
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise KvoptError(f"--out {out}: exists and is not a folder")
     data = build_reference(suite_name, backend=backend, time_limit_s=time_limit_s, progress=progress, root=root)
-    path = reference_path(suite_name, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not instance_files(out):
+        write_suite(suite_name, out)
+    path = out / REFERENCE_FILE
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path, data
