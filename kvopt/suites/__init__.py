@@ -53,10 +53,9 @@ def builtin_instances_dir() -> Traversable | None:
     checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").is_file() and (checkout / "instances").is_dir():
         return checkout / "instances"
-    try:
-        data = importlib.resources.files("kvopt._instances")
-    except ModuleNotFoundError:
-        return None
+    # kvopt is a regular package, so this is a plain path in a wheel install (kvopt._instances,
+    # having no __init__.py, would be a namespace package).
+    data = importlib.resources.files("kvopt") / "_instances"
     return data if data.is_dir() else None
 
 
