@@ -9,6 +9,7 @@ placement back.  It knows nothing about bisection, bounds or proofs; the driver
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal, Protocol
@@ -47,3 +48,34 @@ class FeasibilityBackend(Protocol):
     name: str
 
     def check(self, query: FeasibilityQuery) -> FeasibilityAnswer: ...
+
+
+class TimedBackend:
+    """The part every backend shares: timing a check and giving its body one deadline.
+
+    A subclass implements ``answer(query, deadline)`` (``time.perf_counter()``
+    seconds) and returns ``(status, gpu_of, details)``; the deadline counts model
+    building too, so a backend's limit is wall time, not solver time.
+    ``time_limit_s`` overrides the query's limit when set.
+    """
+
+    name: str = "backend"
+    time_limit_s: float | None = None
+
+    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer:
+        start = time.perf_counter()
+        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
+        status, gpu_of, details = self.answer(query, start + limit)
+        return FeasibilityAnswer(status, gpu_of, time.perf_counter() - start, details)
+
+    def answer(self, query: FeasibilityQuery, deadline: float
+               ) -> tuple[FeasibilityStatus, tuple[int, ...] | None, dict[str, Any]]:
+        raise NotImplementedError
+
+
+def seconds_left(deadline: float) -> float:
+    """Time until ``deadline`` (``time.perf_counter`` clock), never below a solver's minimum."""
+    return max(MIN_LIMIT_S, deadline - time.perf_counter())
+
+
+MIN_LIMIT_S = 0.01  # solvers reject a zero or negative limit

@@ -50,7 +50,7 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.solvers import new_highs
+from kvopt.exact.solvers import configured_highs
 from kvopt.scaling import IntegerData, TargetRows, integer_data, target_rows
 from kvopt.exact.setpart import CapacityClass, capacity_classes, mediant_lower_bound
 from kvopt.model import Instance, KvoptError
@@ -181,12 +181,9 @@ def _new_master(data: IntegerData, counts: Sequence[int]) -> _Master:
     import highspy
 
     num_models = len(data.demand_int)
-    h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
     # Re-solves after adding columns must hot-start the simplex; presolve would discard the basis.
-    h.setOptionValue("presolve", "off")
-    h.setOptionValue("solver", "simplex")
+    # The caller bounds the whole bound search in time, so the LP itself has no limit.
+    h = configured_highs(time_limit_s=math.inf, presolve="off", solver="simplex")
     inf = highspy.kHighsInf
     num_rows = num_models + len(counts)
     lower = np.array([1.0] * num_models + [-inf] * len(counts))

@@ -15,18 +15,18 @@ when the backend was built without them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
                                     verify_at_target)
-from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
+from kvopt.exact.backend import FeasibilityQuery, TimedBackend, seconds_left
+from kvopt.exact.solvers import CPSAT_STATUS_MAP, configure_cpsat, mapped_status
 from kvopt.model import KvoptError
 
 INT64_SAFE = 2**62  # CP-SAT rejects linear expressions that may overflow int64
 
 
-class CpSatBackend:
+class CpSatBackend(TimedBackend):
     """``FeasibilityBackend``: the assignment model with CP-SAT (exact integer arithmetic)."""
 
     name = "cpsat"
@@ -41,12 +41,7 @@ class CpSatBackend:
         self.time_limit_s = time_limit_s
         self.symmetry = symmetry
 
-    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer:
-        start = time.perf_counter()
-        status, gpu_of, details = self._check(query)
-        return FeasibilityAnswer(status, gpu_of, time.perf_counter() - start, details)
-
-    def _check(self, query: FeasibilityQuery) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
+    def answer(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
         instance = query.instance
         model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
         details: dict[str, Any] = {"model": self.model_name, "max_coef": model.max_coef}
@@ -57,20 +52,16 @@ class CpSatBackend:
             details["reason"] = f"row coefficients too large for int64 (row sum {model.max_row_sum})"
             return "unknown", None, details
         hint = tuple(int(g) for g in query.hint) if query.hint is not None else None
-        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
         status_name, gpu_of, stats = solve_assignment_cpsat(
-            model, hint=hint, time_limit_s=limit,
+            model, hint=hint, time_limit_s=seconds_left(deadline),
             workers=self.workers if self.workers is not None else query.workers,
             seed=self.seed if self.seed is not None else query.seed)
         details.update(stats, solver_status=status_name)
-        if status_name in ("OPTIMAL", "FEASIBLE"):
-            if verify_at_target(instance, rows, gpu_of):
-                return "feasible", gpu_of, details
+        status = mapped_status(CPSAT_STATUS_MAP, status_name)
+        if status == "feasible" and not verify_at_target(instance, rows, gpu_of):
             details["reason"] = "solution failed the exact re-check"
             return "unknown", None, details
-        if status_name == "INFEASIBLE":
-            return "infeasible", None, details
-        return "unknown", None, details
+        return status, gpu_of if status == "feasible" else None, details
 
 
 def solve_assignment_cpsat(model: AssignmentData, *, hint: tuple[int, ...] | None, time_limit_s: float,
@@ -96,14 +87,12 @@ def solve_assignment_cpsat(model: AssignmentData, *, hint: tuple[int, ...] | Non
         for (i, g), var in x.items():
             cp.add_hint(var, canonical[i] == g)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.001, float(time_limit_s))
-    solver.parameters.num_workers = workers
-    solver.parameters.random_seed = seed
+    configure_cpsat(solver, time_limit_s=time_limit_s, seed=seed, workers=workers)
     status = solver.solve(cp)
     name = solver.status_name(status)
     stats = {"branches": solver.num_branches, "conflicts": solver.num_conflicts, "wall_time": solver.wall_time}
     gpu_of = None
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if mapped_status(CPSAT_STATUS_MAP, name) == "feasible":
         gpu_of = tuple(next(g for g in model.allowed[i] if solver.boolean_value(x[i, g]))
                        for i in range(model.num_models))
     return name, gpu_of, stats

@@ -37,7 +37,7 @@ import time
 from fractions import Fraction
 from typing import Sequence
 
-from kvopt.exact.solvers import cbc_engine, new_highs
+from kvopt.exact.solvers import cbc_engine, configured_highs, highs_has_solution
 from kvopt.evaluate import evaluate, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.linear import LinearModel, LinearRow, to_highs, to_pulp
@@ -237,13 +237,7 @@ def _solve_highs(model: LinearModel, start: Sequence[float], time_limit_s: float
     """(solver proved optimal, column values, best bound, status text)."""
     import highspy
 
-    h = new_highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(time_limit_s))
-    h.setOptionValue("mip_rel_gap", SOLVER_GAP)
-    h.setOptionValue("mip_abs_gap", 1e-12)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("random_seed", int(seed))
+    h = configured_highs(time_limit_s=time_limit_s, seed=seed, mip_rel_gap=SOLVER_GAP, mip_abs_gap=1e-12)
     to_highs(model, h)
     solution = highspy.HighsSolution()
     solution.col_value = list(start)
@@ -252,7 +246,7 @@ def _solve_highs(model: LinearModel, start: Sequence[float], time_limit_s: float
     h.run()
     status = h.getModelStatus()
     info = h.getInfo()
-    values = list(h.getSolution().col_value) if info.primal_solution_status == 2 else None
+    values = list(h.getSolution().col_value) if highs_has_solution(h) else None
     bound = info.mip_dual_bound if math.isfinite(info.mip_dual_bound) else None
     return status == highspy.HighsModelStatus.kOptimal, values, bound, h.modelStatusToString(status)
 

@@ -27,15 +27,14 @@ satisfy the symmetry cuts (``canonical_placement``).  Both run single-threaded.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pulp
 
 from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
                                     verify_at_target)
-from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
-from kvopt.exact.solvers import cbc_engine, silence_highs_banner
+from kvopt.exact.backend import MIN_LIMIT_S, FeasibilityQuery, TimedBackend, seconds_left
+from kvopt.exact.solvers import cbc_engine, highs_engine_for_pulp, pulp_status
 from kvopt.model import KvoptError
 
 SOLVERS = ("highs", "cbc")
@@ -43,7 +42,7 @@ TRUST_LIMIT = 2**31  # infeasibility is trusted only when every reduced coeffici
 MPS_EXACT_LIMIT = 10**13  # "% .12e" prints 13 significant digits: integers below this are exact
 
 
-class MilpBackend:
+class MilpBackend(TimedBackend):
     """``FeasibilityBackend``: the assignment model as a MILP, solved by CBC or HiGHS through PuLP."""
 
     model_name = "assignment"
@@ -58,12 +57,7 @@ class MilpBackend:
         self.symmetry = symmetry
         self.warm_start = warm_start
 
-    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer:
-        start = time.perf_counter()
-        status, gpu_of, details = self._check(query)
-        return FeasibilityAnswer(status, gpu_of, time.perf_counter() - start, details)
-
-    def _check(self, query: FeasibilityQuery) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
+    def answer(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
         instance = query.instance
         model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
         details: dict[str, Any] = {"model": self.model_name, "solver": self.solver, "max_coef": model.max_coef}
@@ -74,9 +68,8 @@ class MilpBackend:
         if self.solver == "cbc" and model.max_coef >= MPS_EXACT_LIMIT:
             details["reason"] = f"coefficient {model.max_coef} cannot be written exactly to CBC's MPS file"
             return "unknown", None, details
-        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
         start_values = hint if self.warm_start else None
-        status, gpu_of, solver_status = solve_assignment_pulp(model, self.solver, time_limit_s=limit,
+        status, gpu_of, solver_status = solve_assignment_pulp(model, self.solver, time_limit_s=seconds_left(deadline),
                                                               hint=start_values, seed=query.seed)
         details["solver_status"] = solver_status
         if status == "feasible":
@@ -165,22 +158,17 @@ def solve_assignment_pulp(model: AssignmentData, solver: str, *, time_limit_s: f
     """Solve with CBC or HiGHS; return (feasible/infeasible/unknown, rounded placement, solver status text)."""
     prob, x = build_pulp_model(model)
     start = _start_values(model, hint)
-    limit = max(0.01, float(time_limit_s))
     if solver == "cbc":
         if start:
             for var in prob.variables():
                 var.setInitialValue(start.get(var.name, 0.0))
-        engine = cbc_engine(timeLimit=limit, warmStart=bool(start))
+        engine = cbc_engine(timeLimit=max(MIN_LIMIT_S, time_limit_s), warmStart=bool(start))
     else:
-        silence_highs_banner()
-        engine = _HighsWithStart(start, msg=False, timeLimit=limit, threads=1, random_seed=seed)
+        engine = highs_engine_for_pulp(time_limit_s=time_limit_s, seed=seed,
+                                       engine=lambda **options: _HighsWithStart(start, **options))
     prob.solve(engine)
-    text = f"{pulp.LpStatus[prob.status]}/{pulp.LpSolution[prob.sol_status]}"
-    if prob.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible):
-        return "feasible", _read_placement(model, x), text
-    if prob.sol_status == pulp.LpSolutionInfeasible or prob.status == pulp.LpStatusInfeasible:
-        return "infeasible", None, text
-    return "unknown", None, text
+    status, text = pulp_status(prob)
+    return status, _read_placement(model, x) if status == "feasible" else None, text
 
 
 def _read_placement(model: AssignmentData, x: dict[tuple[int, int], pulp.LpVariable]) -> tuple[int, ...] | None:

@@ -69,8 +69,9 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.solvers import cbc_engine, new_highs
-from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
+from kvopt.exact.backend import MIN_LIMIT_S, FeasibilityAnswer, FeasibilityQuery, TimedBackend, seconds_left
+from kvopt.exact.solvers import (cbc_engine, configure_highs, highs_engine_for_pulp, highs_status, new_highs,
+                                 pulp_status)
 from kvopt.scaling import (IntegerData, TargetRows, integer_data, placement_fits_target,
                                  target_rows)
 from kvopt.model import Instance, KvoptError
@@ -290,10 +291,7 @@ def solve_cover_highs(num_models: int, patterns: Sequence[tuple[int, ...]], clas
 
     h = highs if highs is not None else new_highs()
     h.clearModel()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", float(max(time_limit_s, 0.01)))
-    h.setOptionValue("random_seed", int(seed))
-    h.setOptionValue("threads", 1)
+    configure_highs(h, time_limit_s=time_limit_s, seed=seed)
     num_cols = len(patterns)
     num_rows = num_models + len(class_counts)
     starts = np.zeros(num_cols + 1, dtype=np.int32)
@@ -319,16 +317,11 @@ def solve_cover_highs(num_models: int, patterns: Sequence[tuple[int, ...]], clas
     lp.integrality_ = [highspy.HighsVarType.kInteger] * num_cols
     h.passModel(lp)
     h.run()
-    status = h.getModelStatus()
-    name = h.modelStatusToString(status)
-    if status == highspy.HighsModelStatus.kInfeasible:
-        return CoverSolution("infeasible", (), name)
-    has_solution = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
-    if status == highspy.HighsModelStatus.kOptimal or has_solution:
+    status, name = highs_status(h)
+    if status == "feasible":
         values = h.getSolution().col_value
-        chosen = tuple(j for j in range(num_cols) if values[j] > 0.5)
-        return CoverSolution("feasible", chosen, name)
-    return CoverSolution("unknown", (), name)
+        return CoverSolution("feasible", tuple(j for j in range(num_cols) if values[j] > 0.5), name)
+    return CoverSolution(status, (), name)
 
 
 def solve_cover_pulp(num_models: int, patterns: Sequence[tuple[int, ...]], class_of: Sequence[int],
@@ -352,17 +345,14 @@ def solve_cover_pulp(num_models: int, patterns: Sequence[tuple[int, ...]], class
     for c, cols in enumerate(per_class):
         prob += pulp.lpSum(cols) <= class_counts[c], f"class_{c}"
     if solver == "cbc":
-        backend = cbc_engine(timeLimit=time_limit_s)
+        engine = cbc_engine(timeLimit=max(MIN_LIMIT_S, time_limit_s))
     else:
-        backend = pulp.HiGHS(msg=False, timeLimit=time_limit_s, threads=1)
-    prob.solve(backend)
-    status = pulp.LpStatus[prob.status]
-    if status == "Infeasible":
-        return CoverSolution("infeasible", (), status)
-    if status == "Optimal" or (prob.sol_status == pulp.LpSolutionIntegerFeasible):
-        chosen = tuple(j for j, var in enumerate(y) if (var.value() or 0) > 0.5)
-        return CoverSolution("feasible", chosen, status)
-    return CoverSolution("unknown", (), status)
+        engine = highs_engine_for_pulp(time_limit_s=time_limit_s)
+    prob.solve(engine)
+    status, text = pulp_status(prob)
+    if status == "feasible":
+        return CoverSolution("feasible", tuple(j for j, var in enumerate(y) if (var.value() or 0) > 0.5), text)
+    return CoverSolution(status, (), text)
 
 
 # -- exact search (bin completion), no floating point at all -------------------------------
@@ -528,7 +518,7 @@ def verify_placement(data: IntegerData, rows: TargetRows, gpu_of: Sequence[int])
 
 
 # -- the backend -------------------------------------------------------------------------
-class SetPartitionBackend:
+class SetPartitionBackend(TimedBackend):
     """``FeasibilityBackend`` on the set-partitioning model (see module docstring).
 
     ``solver``:
@@ -559,12 +549,11 @@ class SetPartitionBackend:
         self.node_limit = node_limit
         self._highs = None  # one reusable highspy object per backend (not thread-safe)
 
-    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer:
-        start = time.perf_counter()
-        answer = self._check(query, start)
-        return FeasibilityAnswer(answer.status, answer.gpu_of, time.perf_counter() - start, answer.details)
+    def answer(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict]:
+        answer = self._answer(query, deadline)
+        return answer.status, answer.gpu_of, answer.details
 
-    def _check(self, query: FeasibilityQuery, start: float) -> FeasibilityAnswer:
+    def _answer(self, query: FeasibilityQuery, deadline: float) -> FeasibilityAnswer:
         instance = query.instance
         data = integer_data(instance)
         rows = target_rows(data, Fraction(query.target), query.strict)
@@ -573,12 +562,11 @@ class SetPartitionBackend:
             return FeasibilityAnswer("feasible", tuple(query.hint), details={"via": "hint"})
         classes = capacity_classes(data)
         details: dict = {}
-        limit = self.time_limit_s if self.time_limit_s is not None else query.time_limit_s
-        deadline = start + limit
         if self.solver in ("auto", "dfs"):
             try:
-                # In auto mode the search gets half the time; the MILP fallback the rest.
-                search_deadline = deadline if self.solver == "dfs" else start + limit / 2
+                # In auto mode the search gets half the time left; the MILP fallback the rest.
+                now = time.perf_counter()
+                search_deadline = deadline if self.solver == "dfs" else now + (deadline - now) / 2
                 status, gpu_of, nodes = search_partition(rows, classes, self.node_limit, search_deadline)
             except NodeLimitReached:
                 details["search"] = f"node limit {self.node_limit} or time limit reached"
@@ -587,7 +575,7 @@ class SetPartitionBackend:
                 return self._verified(status, gpu_of, data, rows, details)
             if self.solver == "dfs":
                 return FeasibilityAnswer("unknown", details=details)
-        return self._check_milp(query, data, rows, classes, details, max(0.01, deadline - time.perf_counter()))
+        return self._check_milp(query, data, rows, classes, details, seconds_left(deadline))
 
     def _check_milp(self, query: FeasibilityQuery, data: IntegerData, rows: TargetRows,
                     classes: Sequence[CapacityClass], details: dict, limit: float) -> FeasibilityAnswer:
@@ -607,7 +595,6 @@ class SetPartitionBackend:
         counts = [len(cp.cls.gpus) for cp in found]
         if self.solver in ("auto", "highs"):
             if self._highs is None:
-
                 self._highs = new_highs()
             solution = solve_cover_highs(num_models, patterns, class_of, counts, partition=not self.maximal,
                                          time_limit_s=limit, seed=query.seed, highs=self._highs)
