@@ -68,7 +68,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from kvopt.bounds import root_lower_bound
 from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact, kvpr_vector
+from kvopt.exact import solve_exact
+from kvopt.exact.colgen import colgen_lower_bound
+from kvopt.heuristics.start import start_placement
 from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
 
 RULES = ("least_loaded", "random", "most_free_memory")
@@ -325,8 +329,6 @@ def solve_subproblem(sub: SubProblem, *, backend: str, time_limit_s: float, seed
     The solver's numbers are not trusted: the returned placement is checked and
     re-evaluated with ``kvopt.evaluate``.
     """
-    from kvopt.exact import solve_exact
-
     old_kvpr = tuple(as_exact_kvpr(v) for v in exact_gpu_kvpr(sub.instance, sub.start.gpu_of))
     result = solve_exact(sub.instance, backend=backend, time_limit_s=time_limit_s,
                          warm_start=sub.start, seed=seed, workers=1)
@@ -344,20 +346,12 @@ def certified_lower_bound(instance: Instance, *, colgen_time_s: float = 0.0,
     """The best certified lower bound on the optimal peak, and which bound it is.
 
     The root bound always; the column-generation bound too when
-    ``kvopt.exact.colgen`` exists, ``colgen_time_s > 0`` and the root bound does
+    ``colgen_time_s > 0`` and the root bound does
     not already reach ``target`` (the peak we hold: no better bound can help).
     """
-    from kvopt.bounds import root_lower_bound
-
     bound = known if known is not None else root_lower_bound(instance)
     source = "root"
     if colgen_time_s <= 0 or (target is not None and bound >= target):
-        return bound, source
-    try:
-        from kvopt.exact.colgen import colgen_lower_bound
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("kvopt.exact.colgen", "kvopt.exact"):
-            raise
         return bound, source
     # The LNS gaps are often below colgen's default tolerance (1e-3): ask for a finer one.
     found = colgen_lower_bound(instance, upper=target, time_limit_s=colgen_time_s, rel_tol=COLGEN_REL_TOL)
@@ -366,18 +360,6 @@ def certified_lower_bound(instance: Instance, *, colgen_time_s: float = 0.0,
     if isinstance(colgen_bound, Fraction) and colgen_bound > bound:
         return colgen_bound, "colgen"
     return bound, source
-
-
-def start_placement(instance: Instance, start: Placement | None) -> tuple[tuple[int, ...], str]:
-    """The checked start placement: ``start`` if given, else the pipeline heuristic's."""
-    if start is not None:
-        return check_placement(instance, start), "given"
-    from kvopt.heuristics import run_heuristic
-
-    result = run_heuristic("pipeline", instance)
-    if result.placement is None:
-        raise KvoptError(f"instance {instance.name!r}: the pipeline heuristic found no placement to start from")
-    return check_placement(instance, result.placement), "pipeline"
 
 
 # -- progress -----------------------------------------------------------------------
@@ -471,6 +453,8 @@ def solve_lns(
                       grow_after=grow_after, max_peak_gpus=max_peak_gpus, max_iterations=max_iterations)
     clock = time.perf_counter()
     gpu_of, start_source = start_placement(instance, start)
+    if gpu_of is None:
+        raise KvoptError(f"instance {instance.name!r}: no placement found to start from")
     state = load_state(instance, gpu_of)
     start_peak = float(state.gpu_kvpr.max())
     root_bound = certified_lower_bound(instance)[0]

@@ -103,3 +103,45 @@ def placement_fits_target(data: IntegerData, rows: TargetRows, gpu_of: Sequence[
         if not fits_target(rows, models, gpu):
             return False
     return True
+
+
+# -- equal GPUs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CapacityClass:
+    """GPUs of equal capacity: ``cap_int`` (in ``1/mem_scale`` GB) and their indices, ascending."""
+
+    cap_int: int
+    gpus: tuple[int, ...]
+
+
+def capacity_classes(data: IntegerData) -> tuple[CapacityClass, ...]:
+    """Group GPUs by equal (exact) capacity, largest capacity first."""
+    by_cap: dict[int, list[int]] = {}
+    for gpu, cap in enumerate(data.cap_int):
+        by_cap.setdefault(cap, []).append(gpu)
+    return tuple(CapacityClass(cap, tuple(gpus)) for cap, gpus in sorted(by_cap.items(), reverse=True))
+
+
+def canonical_placement(gpu_of: Sequence[int], groups: Sequence[Sequence[int]],
+                        order: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Relabel equal GPUs so that, within each group, GPUs are used in the order of their first model.
+
+    ``order`` is the model order that decides "first" (default: model index).
+    The ``j``-th GPU of a group then holds the ``j``-th distinct group-GPU met in
+    ``order``, empty GPUs last; peaks are unchanged because the GPUs are equal.
+    This is the form the symmetry cuts of the assignment and McCormick models allow.
+    """
+    order = range(len(gpu_of)) if order is None else order
+    relabel: dict[int, int] = {}
+    for group in groups:
+        members = set(group)
+        first_seen: dict[int, int] = {}
+        for rank, i in enumerate(order):
+            g = gpu_of[i]
+            if g in members and g not in first_seen:
+                first_seen[g] = rank
+        used = sorted(first_seen, key=first_seen.__getitem__)
+        empty = [g for g in group if g not in first_seen]
+        for new, old in zip(group, used + empty):
+            relabel[old] = new
+    return tuple(relabel.get(g, g) for g in gpu_of)

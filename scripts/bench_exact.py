@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from kvopt.bench.machine import cpu_model
-from kvopt.exact.bisection import first_fit_start, solve_exact
+from kvopt.exact.bisection import solve_exact
+from kvopt.heuristics.start import first_fit_start
 from kvopt.exact.solvers import silence_highs_banner
 from kvopt.model import Instance, KvoptError, Result
 from kvopt.suites import SUITES, load_suite

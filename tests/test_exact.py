@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from kvopt.evaluate import check_placement, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.bisection import ExactProgress, first_fit_start, make_backend, solve_exact
+from kvopt.exact.bisection import ExactProgress, make_backend, solve_exact
+from kvopt.heuristics.start import first_fit_start
 from kvopt.exact.brute import brute_force_optimum
 from kvopt.exact.cpsat import CpSatBackend
 from kvopt.exact.milp import MilpBackend

@@ -14,7 +14,8 @@ import pytest
 
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.export import export_model
-from kvopt.exact.mccormick import canonical_placement, gpu_classes, greedy_placement, solve_mccormick
+from kvopt.exact.mccormick import gpu_classes, solve_mccormick
+from kvopt.scaling import canonical_placement
 from kvopt.model import Instance, KvoptError
 
 
@@ -110,12 +111,10 @@ def test_mccormick_respects_given_bounds() -> None:
         solve_mccormick(inst, solver="gurobi")
 
 
-def test_greedy_is_valid_and_canonical_relabelling_keeps_peak() -> None:
+def test_canonical_relabelling_keeps_peak_and_meets_symmetry_bounds() -> None:
     for inst in TINY:
-        gpu_of = greedy_placement(inst)
-        assert _peak(inst, gpu_of) is not None or exact_peak_kvpr(inst, gpu_of) is None
         _, worst = brute(inst)
-        canon = canonical_placement(inst, worst)
+        canon = canonical_placement(worst, gpu_classes(inst))
         assert _peak(inst, canon) == _peak(inst, worst)
         for gpus in gpu_classes(inst):  # k-th GPU of a class carries no model with index < k
             for k, g in enumerate(gpus):

@@ -2,20 +2,11 @@
 
 ``solve_exact`` (``kvopt.exact.bisection``) proves optimal placements; the
 backends (``cpsat``, ``milp``, ``setpart``) implement ``FeasibilityBackend``
-(``kvopt.exact.backend``).  Solver packages are imported only when a backend is
-built, so importing this package is cheap.
+(``kvopt.exact.backend``) and get their solver objects from ``kvopt.exact.solvers``.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-
-def solve_exact(*args: Any, **kwargs: Any) -> Any:
-    """See ``kvopt.exact.bisection.solve_exact`` (imported on first use)."""
-    from kvopt.exact.bisection import solve_exact as _solve_exact
-
-    return _solve_exact(*args, **kwargs)
-
+from kvopt.exact.bisection import solve_exact
 
 __all__ = ["solve_exact"]

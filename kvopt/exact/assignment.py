@@ -31,7 +31,7 @@ model is on ``g_{j-1}``::
 
     x_{pi(t), g_j} <= sum_{u < t} x_{pi(u), g_{j-1}}
 
-and in particular ``x_{pi(t), g_j} = 0`` for ``j > t``.  ``canonical_placement``
+and in particular ``x_{pi(t), g_j} = 0`` for ``j > t``.  ``canonical_hint``
 performs this relabelling (for hints).
 """
 
@@ -43,8 +43,8 @@ from math import gcd
 from typing import Sequence
 
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.scaling import (IntegerData, TargetRows, fits_target, integer_data, placement_fits_target,
-                                 target_rows)
+from kvopt.scaling import (IntegerData, TargetRows, canonical_placement, capacity_classes, fits_target, integer_data,
+                           placement_fits_target, target_rows)
 from kvopt.model import Instance
 
 
@@ -91,14 +91,6 @@ class AssignmentData:
 
     def is_allowed(self, model: int, gpu: int) -> bool:
         return gpu in self.allowed[model]
-
-
-def capacity_groups(data: IntegerData) -> tuple[tuple[int, ...], ...]:
-    """GPU indices grouped by equal integer capacity (groups in order of first GPU)."""
-    by_cap: dict[int, list[int]] = {}
-    for gpu, cap in enumerate(data.cap_int):
-        by_cap.setdefault(cap, []).append(gpu)
-    return tuple(tuple(g) for g in by_cap.values())
 
 
 def _fits_alone(rows: TargetRows, model: int, gpu: int) -> bool:
@@ -148,7 +140,7 @@ def assignment_data(instance: Instance, target: Fraction, strict: bool = False, 
         models = [i for i in range(num_models) if g in allowed[i]]
         has_idle = strict and any(rows.demand_weight[i] == 0 for i in models)
         gpu_rows.append(_reduced_row(rows, g, models, has_idle))
-    groups = capacity_groups(data)
+    groups = tuple(cls.gpus for cls in capacity_classes(data))
     order = tuple(sorted(range(num_models), key=lambda i: (-rows.weight[i], i)))
     cuts = _symmetry_cuts(allowed, groups, order) if symmetry else []
     max_coef = max([1] + [max((*r.coefs, r.rhs)) for r in gpu_rows])
@@ -157,20 +149,9 @@ def assignment_data(instance: Instance, target: Fraction, strict: bool = False, 
                           order, max_coef, max_row_sum), rows
 
 
-def canonical_placement(model: AssignmentData, gpu_of: Sequence[int]) -> tuple[int, ...]:
-    """Relabel GPUs within each capacity group so the placement satisfies the symmetry cuts."""
-    relabel: dict[int, int] = {}
-    for group in model.groups:
-        first_seen: dict[int, int] = {}
-        for rank, i in enumerate(model.order):
-            g = gpu_of[i]
-            if g in group and g not in first_seen:
-                first_seen[g] = rank
-        used = sorted(first_seen, key=first_seen.__getitem__)
-        empty = [g for g in group if g not in first_seen]
-        for new, old in zip(group, used + empty):
-            relabel[old] = new
-    return tuple(relabel.get(g, g) for g in gpu_of)
+def canonical_hint(model: AssignmentData, gpu_of: Sequence[int]) -> tuple[int, ...]:
+    """The placement relabelled within capacity groups so it satisfies the symmetry cuts."""
+    return canonical_placement(gpu_of, model.groups, model.order)
 
 
 def verify_at_target(instance: Instance, rows: TargetRows, gpu_of: Sequence[int] | None,

@@ -59,6 +59,12 @@ from kvopt.bounds import (
 )
 from kvopt.evaluate import check_placement, evaluate, exact_peak_kvpr, format_fraction
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityBackend, FeasibilityQuery
+from kvopt.exact.colgen import colgen_lower_bound
+from kvopt.exact.cpsat import CpSatBackend
+from kvopt.exact.milp import MilpBackend
+from kvopt.exact.setpart import SetPartitionBackend, count_patterns
+from kvopt.exact.solvers import silence_highs_banner
+from kvopt.heuristics.start import start_placement
 from kvopt.model import Instance, KvoptError, Model, Placement, Result
 
 BACKENDS = ("auto", "cpsat", "milp", "setpart")
@@ -86,17 +92,10 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
                  upper: Fraction | None = None) -> BackendChoice:
     """Build the backend ``name`` (``auto`` decides with ``count_patterns`` at ``upper``)."""
     if name == "cpsat":
-        from kvopt.exact.cpsat import CpSatBackend
-
         return BackendChoice(CpSatBackend(workers=workers, seed=seed), "cpsat", "assignment")
     if name == "milp":
-        from kvopt.exact.milp import MilpBackend
-
         return BackendChoice(MilpBackend(solver=solver), f"milp-{solver}", "assignment")
     if name == "setpart":
-        from kvopt.exact.solvers import silence_highs_banner
-        from kvopt.exact.setpart import SetPartitionBackend
-
         silence_highs_banner()  # its fallback MILP uses HiGHS
         # "highs": setpart's exact search with its HiGHS covering MILP as fallback.
         return BackendChoice(SetPartitionBackend(solver="auto" if solver == "highs" else "cbc"),
@@ -108,10 +107,6 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
 
 def _auto_backend(instance: Instance, *, solver: str, seed: int, workers: int,
                   upper: Fraction | None) -> BackendChoice:
-    try:
-        from kvopt.exact.setpart import count_patterns
-    except ImportError:
-        return replace(make_backend("cpsat", instance, seed=seed, workers=workers), why="setpart unavailable")
     if upper is None or upper <= 0:
         return replace(make_backend("cpsat", instance, seed=seed, workers=workers), why="no finite upper bound")
     count = count_patterns(instance, upper, AUTO_PATTERN_CAP)
@@ -150,38 +145,6 @@ def _print_progress(event: ExactProgress) -> None:
     print(f"[exact] #{event.iteration} T={float(event.target):.8g}{' (strict)' if event.strict else ''} "
           f"-> {event.status} in {event.seconds:.3f}s; bracket [{float(event.lower):.8g}, {upper}]",
           file=sys.stderr)
-
-
-# -- start placement ------------------------------------------------------------------
-def first_fit_start(instance: Instance) -> tuple[int, ...] | None:
-    """Largest model first onto the GPU with the most free memory (``None`` if that fails)."""
-    free = list(instance.capacities_exact)
-    gpu_of = [0] * instance.num_models
-    for i in sorted(range(instance.num_models), key=lambda i: (-instance.sizes_exact[i], i)):
-        gpu = max(range(instance.num_gpus), key=lambda g: (free[g], -g))
-        if instance.sizes_exact[i] > free[gpu]:
-            return None
-        free[gpu] -= instance.sizes_exact[i]
-        gpu_of[i] = gpu
-    return tuple(gpu_of)
-
-
-def start_placement(instance: Instance, warm_start: Placement | Sequence[int] | None
-                    ) -> tuple[tuple[int, ...] | None, str]:
-    """The warm start (validated; ``PlacementError`` if invalid), else the pipeline heuristic, else first fit."""
-    if warm_start is not None:
-        return check_placement(instance, warm_start), "warm_start"
-    try:
-        from kvopt.heuristics import run_heuristic
-    except ImportError:
-        return first_fit_start(instance), "first_fit"
-    try:
-        result = run_heuristic("pipeline", instance)
-    except KvoptError:
-        return first_fit_start(instance), "first_fit"
-    if result.placement is None:
-        return first_fit_start(instance), "first_fit"
-    return check_placement(instance, result.placement), "pipeline"
 
 
 def zero_demand_instance(instance: Instance) -> Instance:
@@ -379,15 +342,11 @@ def _raise_by_colgen(run: _Run) -> None:
 
     Its bound comes with an exact integer (Farkas) certificate, so it is a proven
     ``optimum > bound``; it usually lands much closer to the optimum than the root
-    bound and saves the hardest bisection steps.  Skipped if the module is missing.
+    bound and saves the hardest bisection steps.
     """
     run.colgen_tried = True
     assert run.upper is not None
     if run.upper / run.lower - 1 <= PROOF_GAP:
-        return
-    try:
-        from kvopt.exact.colgen import colgen_lower_bound
-    except ImportError:
         return
     budget = min(COLGEN_MAX_S, COLGEN_SHARE * run.time_limit_s, run.remaining())
     if budget <= 0:

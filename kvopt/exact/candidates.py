@@ -17,10 +17,11 @@ from typing import Sequence
 
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.setpart import (DEFAULT_PATTERN_CAP, PatternCapExceeded, SetPartitionBackend, capacity_classes,
-                                 class_patterns, mediant_lower_bound)
+from kvopt.exact.setpart import (DEFAULT_PATTERN_CAP, PatternCapExceeded, SetPartitionBackend, class_patterns,
+                                 mediant_lower_bound)
+from kvopt.heuristics.start import start_placement
 from kvopt.model import Instance, KvoptError, Placement, Result
-from kvopt.scaling import IntegerData, integer_data, target_rows
+from kvopt.scaling import IntegerData, capacity_classes, integer_data, target_rows
 
 
 def pattern_kvpr(data: IntegerData, models: Sequence[int], cap_int: int) -> Fraction | None:
@@ -62,7 +63,7 @@ def minimize_peak_setpart(instance: Instance, *, start: Sequence[int] | None = N
                           pattern_cap: int = DEFAULT_PATTERN_CAP) -> Result:
     """Exact minimum peak by binary search over the candidate peaks (each step one ``check``).
 
-    Start from ``start`` (or a greedy placement), list every candidate value
+    Start from ``start`` (or ``kvopt.heuristics.start``'s placement), list every candidate value
     ``<= `` its peak (``candidate_peaks``), then binary-search the smallest
     feasible candidate.  Invariant: ``cand[hi]`` has a placement; every candidate
     below ``cand[lo]`` is infeasible.  A feasible check at ``cand[mid]`` returns a
@@ -70,11 +71,11 @@ def minimize_peak_setpart(instance: Instance, *, start: Sequence[int] | None = N
     the next smaller candidate is infeasible and no peak lies strictly between
     two consecutive candidates, so ``cand[hi]`` is optimal.
     """
-    from kvopt.exact.mccormick import greedy_placement
-
     t0 = time.perf_counter()
     backend = backend or SetPartitionBackend(pattern_cap=pattern_cap)
-    gpu_of = tuple(start) if start is not None else greedy_placement(instance)
+    gpu_of, _ = start_placement(instance, start)
+    if gpu_of is None:
+        raise KvoptError(f"instance {instance.name!r}: no start placement found")
     best = exact_peak_kvpr(instance, gpu_of)
     if best is None:
         raise KvoptError(f"instance {instance.name!r}: the start placement has infinite peak")

@@ -51,8 +51,11 @@ from typing import Sequence
 import numpy as np
 
 from kvopt.exact.solvers import configured_highs
-from kvopt.scaling import IntegerData, TargetRows, integer_data, target_rows
-from kvopt.exact.setpart import CapacityClass, capacity_classes, mediant_lower_bound
+from kvopt.bounds import simple_fraction_between
+from kvopt.evaluate import exact_peak_kvpr
+from kvopt.exact.setpart import mediant_lower_bound
+from kvopt.heuristics.start import start_placement
+from kvopt.scaling import CapacityClass, IntegerData, TargetRows, capacity_classes, integer_data, target_rows
 from kvopt.model import Instance, KvoptError
 
 DUAL_SCALE = 10**9  # D: LP duals are rounded down to multiples of 1/D
@@ -421,25 +424,23 @@ def colgen_lower_bound(instance: Instance, *, upper: Fraction | None = None, tim
                        rel_tol: float = 1e-3, check_share: float = 0.25) -> ColgenBound:
     """Bisect on ``T`` in ``[mediant, upper]`` with ``lp_check``; return the best proven bound.
 
-    ``upper`` defaults to the greedy placement's peak.  Every ``T`` with an exact
+    ``upper`` defaults to the peak of ``kvopt.heuristics.start``'s placement.  Every ``T`` with an exact
     certificate is a valid bound (the optimum is ``> T``); a ``T`` where the LP is
     feasible (or undecided) moves the upper end of the search, not the bound.
     One LP check gets at most ``check_share`` of the time left (the LP tails off
     near its threshold; an undecided check just ends the search higher).
     """
-    from kvopt.evaluate import exact_peak_kvpr
-    from kvopt.exact.mccormick import greedy_placement
-
     t0 = time.perf_counter()
     mediant = mediant_lower_bound(instance)
     if upper is None:
-        upper = exact_peak_kvpr(instance, greedy_placement(instance))
+        start, _ = start_placement(instance)
+        upper = exact_peak_kvpr(instance, start) if start is not None else None
         if upper is None:
-            raise KvoptError(f"instance {instance.name!r}: greedy placement has infinite peak; give `upper`")
+            raise KvoptError(f"instance {instance.name!r}: no start placement with a finite peak; give `upper`")
     lo, hi, checks, certified = mediant, Fraction(upper), 0, False
     pool: set = set()  # columns carried between targets (re-checked at each)
     while hi > lo * (1 + Fraction(rel_tol)) and time.perf_counter() - t0 < time_limit_s:
-        mid = _simple_between(lo, hi)
+        mid = simple_fraction_between(lo, hi)
         remaining = time_limit_s - (time.perf_counter() - t0)
         outcome = lp_check(instance, mid, time_limit_s=remaining * check_share, pool=pool)
         checks += 1
@@ -448,13 +449,3 @@ def colgen_lower_bound(instance: Instance, *, upper: Fraction | None = None, tim
         else:
             hi = mid
     return ColgenBound(lo, mediant, Fraction(upper), checks, time.perf_counter() - t0, certified)
-
-
-def _simple_between(lo: Fraction, hi: Fraction) -> Fraction:
-    """A rational with a small denominator near the midpoint of ``(lo, hi)``."""
-    mid = (lo + hi) / 2
-    for denominator in (10**4, 10**6, 10**9):
-        candidate = mid.limit_denominator(denominator)
-        if lo < candidate < hi:
-            return candidate
-    return mid

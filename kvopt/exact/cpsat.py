@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
+from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_hint,
                                     verify_at_target)
 from kvopt.exact.backend import FeasibilityQuery, TimedBackend, seconds_left
 from kvopt.exact.solvers import CPSAT_STATUS_MAP, configure_cpsat, mapped_status
@@ -83,7 +83,7 @@ def solve_assignment_cpsat(model: AssignmentData, *, hint: tuple[int, ...] | Non
         else:
             cp.add(x[cut.model, cut.gpu] == 0)
     if hint is not None and len(hint) == model.num_models:
-        canonical = canonical_placement(model, hint)
+        canonical = canonical_hint(model, hint)
         for (i, g), var in x.items():
             cp.add_hint(var, canonical[i] == g)
     solver = cp_model.CpSolver()

@@ -12,7 +12,7 @@ is *exact* for binary ``x``: ``x = 0`` gives ``0 <= z <= 0`` and ``x = 1`` gives
 ``T <= z <= T``.  With ``sum_g x_ig = 1`` and the memory rows ``sum_i s_i x_ig <= C_g``
 the MILP ``min T`` has the optimal peak as its optimum, provided it is in
 ``[T_lo, T_hi]``: ``T_lo = Σn/(ΣC − Σs)`` (the mediant bound: ``peak·Σ(C_g−S_g) >=
-ΣN_g``) and ``T_hi`` the peak of a warm start (or of a greedy placement).
+ΣN_g``) and ``T_hi`` the peak of a warm start (``kvopt.heuristics.start``).
 
 Symmetry of equal GPUs is cut by variable bounds: in a class of equal GPUs
 ``g_0, g_1, ...``, ``x_{i,g_k} = 0`` for ``i < k`` (relabel the GPUs of a class by
@@ -41,87 +41,13 @@ from kvopt.exact.solvers import cbc_engine, configured_highs, highs_has_solution
 from kvopt.evaluate import evaluate, exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.linear import LinearModel, LinearRow, to_highs, to_pulp
+from kvopt.heuristics.start import start_placement
 from kvopt.model import Instance, KvoptError, Placement, PlacementError, Result
+from kvopt.scaling import canonical_placement, capacity_classes, integer_data
 
 SOLVERS = ("highs", "cbc")
 SOLVER_GAP = 1e-7
 TOLERANCE_PROOF = 1e-6  # solver bound within this relative distance of the peak = "optimal" (tolerance)
-
-
-# -- a start placement ------------------------------------------------------------------
-def greedy_placement(instance: Instance) -> tuple[int, ...]:
-    """Largest model first onto the GPU whose KVPR after adding it is smallest (memory must fit).
-
-    Falls back to first-fit decreasing by size when the greedy choice runs out of
-    memory; raises ``KvoptError`` if that fails too (not a proof of infeasibility).
-    """
-    placed = _least_kvpr_greedy(instance)
-    if placed is None:
-        placed = _first_fit_decreasing(instance)
-    if placed is None:
-        raise KvoptError(f"instance {instance.name!r}: the greedy found no placement that fits in memory")
-    return placed
-
-
-def _size_order(instance: Instance) -> list[int]:
-    return sorted(range(instance.num_models), key=lambda i: (-instance.sizes[i], -instance.demands[i], i))
-
-
-def _least_kvpr_greedy(instance: Instance) -> tuple[int, ...] | None:
-    free = list(instance.capacities)
-    demand = [0.0] * instance.num_gpus
-    gpu_of = [-1] * instance.num_models
-    for i in _size_order(instance):
-        size, need = instance.sizes[i], instance.demands[i]
-        best, best_value = -1, math.inf
-        for g in range(instance.num_gpus):
-            if size > free[g] + 1e-9:
-                continue
-            left = free[g] - size
-            value = (demand[g] + need) / left if left > 1e-12 else (0.0 if demand[g] + need == 0 else math.inf)
-            if best < 0 or value < best_value:
-                best, best_value = g, value
-        if best < 0:
-            return None
-        gpu_of[i] = best
-        free[best] -= size
-        demand[best] += need
-    return _valid_or_none(instance, gpu_of)
-
-
-def _first_fit_decreasing(instance: Instance) -> tuple[int, ...] | None:
-    free = list(instance.capacities_exact)
-    gpu_of = [-1] * instance.num_models
-    for i in _size_order(instance):
-        size = instance.sizes_exact[i]
-        fitting = [g for g in range(instance.num_gpus) if size <= free[g]]
-        if not fitting:
-            return None
-        gpu_of[i] = fitting[0]
-        free[fitting[0]] -= size
-    return tuple(gpu_of)
-
-
-def _valid_or_none(instance: Instance, gpu_of: Sequence[int]) -> tuple[int, ...] | None:
-    try:
-        evaluate(instance, gpu_of, exact=False)
-    except PlacementError:
-        return None  # a float near-tie overfilled a GPU exactly
-    return tuple(gpu_of)
-
-
-def start_placement(instance: Instance) -> tuple[int, ...]:
-    """The pipeline heuristic's placement if ``kvopt.heuristics`` provides it, else ``greedy_placement``."""
-    try:
-        from kvopt.heuristics import run_heuristic
-    except ImportError:
-        return greedy_placement(instance)
-    result = run_heuristic("pipeline", instance)
-    if result.placement is None:
-        return greedy_placement(instance)
-    greedy = greedy_placement(instance)
-    best = min((tuple(result.placement.gpu_of), greedy), key=lambda p: _peak_key(instance, p))
-    return best
 
 
 def _peak_key(instance: Instance, gpu_of: Sequence[int]) -> Fraction | float:
@@ -130,30 +56,9 @@ def _peak_key(instance: Instance, gpu_of: Sequence[int]) -> Fraction | float:
 
 
 # -- the model --------------------------------------------------------------------------
-def gpu_classes(instance: Instance) -> list[list[int]]:
-    """GPU indices grouped by equal capacity (exact), in order of first appearance."""
-    groups: dict[Fraction, list[int]] = {}
-    for g, cap in enumerate(instance.capacities_exact):
-        groups.setdefault(cap, []).append(g)
-    return list(groups.values())
-
-
-def canonical_placement(instance: Instance, gpu_of: Sequence[int]) -> tuple[int, ...]:
-    """Relabel equal GPUs so the ``k``-th GPU of a class carries no model with index ``< k``.
-
-    Within a class, used GPUs are ordered by their smallest model index and take
-    the class's GPU labels in that order; peaks are unchanged (equal capacities).
-    """
-    relabel: dict[int, int] = {}
-    for gpus in gpu_classes(instance):
-        members = set(gpus)
-        first_model: dict[int, int] = {}
-        for i, g in enumerate(gpu_of):
-            if g in members and g not in first_model:
-                first_model[g] = i
-        for k, g in enumerate(sorted(first_model, key=first_model.__getitem__)):
-            relabel[g] = gpus[k]
-    return tuple(relabel[g] for g in gpu_of)
+def gpu_classes(instance: Instance) -> list[tuple[int, ...]]:
+    """GPU indices grouped by equal capacity (``kvopt.scaling.capacity_classes``)."""
+    return [cls.gpus for cls in capacity_classes(integer_data(instance))]
 
 
 def _t_col() -> int:
@@ -284,7 +189,9 @@ def solve_mccormick(instance: Instance, *, solver: str = "highs", time_limit_s: 
     if solver not in SOLVERS:
         raise KvoptError(f"mccormick: unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    start = tuple(warm_start) if warm_start is not None else start_placement(instance)
+    start, _ = start_placement(instance, warm_start)
+    if start is None:
+        raise KvoptError(f"instance {instance.name!r}: no start placement found")
     start_peak = exact_peak_kvpr(instance, start)
     if start_peak is None:
         raise KvoptError(f"instance {instance.name!r}: the start placement has infinite peak KVPR")
@@ -296,7 +203,7 @@ def solve_mccormick(instance: Instance, *, solver: str = "highs", time_limit_s: 
         return _result(instance, start, "optimal", t_lo, t0, {**details, "proof": "exact", "via": "start meets bound"})
     if t_hi < t_lo:
         raise KvoptError(f"mccormick: upper bound {t_hi} is below the lower bound {t_lo}")
-    start = canonical_placement(instance, start)
+    start = canonical_placement(start, gpu_classes(instance))
     model = mccormick_model(instance, t_lo, t_hi)
     values_in = start_values(instance, start, float(t_hi))
     if solver == "highs":

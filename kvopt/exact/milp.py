@@ -22,7 +22,7 @@ after division by their gcd).  Therefore:
 
 Warm start: CBC gets the hint through ``setInitialValue`` + ``warmStart=True``;
 HiGHS through ``Highs.setSolution`` before the run.  The hint is first made to
-satisfy the symmetry cuts (``canonical_placement``).  Both run single-threaded.
+satisfy the symmetry cuts (``canonical_hint``).  Both run single-threaded.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import pulp
 
-from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_placement,
+from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_hint,
                                     verify_at_target)
 from kvopt.exact.backend import MIN_LIMIT_S, FeasibilityQuery, TimedBackend, seconds_left
 from kvopt.exact.solvers import cbc_engine, highs_engine_for_pulp, pulp_status
@@ -143,7 +143,7 @@ def _start_values(model: AssignmentData, hint: tuple[int, ...] | None) -> dict[s
     """``{var name: value}`` of the canonicalised hint (``y_g`` = GPU carries demand)."""
     if hint is None or len(hint) != model.num_models:
         return None
-    canonical = canonical_placement(model, hint)
+    canonical = canonical_hint(model, hint)
     if any(not model.is_allowed(i, g) for i, g in enumerate(canonical)):
         return None
     values = {f"x_{i}_{g}": 1.0 for i, g in enumerate(canonical)}

@@ -72,8 +72,8 @@ import numpy as np
 from kvopt.exact.backend import MIN_LIMIT_S, FeasibilityAnswer, FeasibilityQuery, TimedBackend, seconds_left
 from kvopt.exact.solvers import (cbc_engine, configure_highs, highs_engine_for_pulp, highs_status, new_highs,
                                  pulp_status)
-from kvopt.scaling import (IntegerData, TargetRows, integer_data, placement_fits_target,
-                                 target_rows)
+from kvopt.scaling import (CapacityClass, IntegerData, TargetRows, capacity_classes, integer_data,
+                           placement_fits_target, target_rows)
 from kvopt.model import Instance, KvoptError
 
 DEFAULT_PATTERN_CAP = 200_000
@@ -87,27 +87,11 @@ class PatternCapExceeded(Exception):
 
 # -- capacity classes and pattern enumeration ------------------------------------------
 @dataclass(frozen=True)
-class CapacityClass:
-    """GPUs of equal capacity: ``cap_int`` (in ``1/mem_scale`` GB) and their indices."""
-
-    cap_int: int
-    gpus: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class ClassPatterns:
     """The patterns (model-index tuples, ascending) of one capacity class."""
 
     cls: CapacityClass
     patterns: tuple[tuple[int, ...], ...]
-
-
-def capacity_classes(data: IntegerData) -> tuple[CapacityClass, ...]:
-    """Group GPUs by equal integer capacity, largest capacity first."""
-    by_cap: dict[int, list[int]] = {}
-    for gpu, cap in enumerate(data.cap_int):
-        by_cap.setdefault(cap, []).append(gpu)
-    return tuple(CapacityClass(cap, tuple(gpus)) for cap, gpus in sorted(by_cap.items(), reverse=True))
 
 
 @dataclass(frozen=True)
