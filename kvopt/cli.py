@@ -1,7 +1,7 @@
 """The ``kvopt`` command: argument parsing only; each command calls one library function.
 
 Exit codes: 0 ok, 1 a failed check or regression, 2 bad input (the message names
-the model/field and the reason).
+the model/field and the reason; never a traceback).
 """
 
 from __future__ import annotations
@@ -9,13 +9,78 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from kvopt.model import InfeasibleInstanceError, KvoptError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+DESCRIPTION = """\
+Place LLMs on GPUs so that the peak KV-cache pressure (KVPR = demand / free
+memory, per GPU) is as low as possible, and prove how good a placement is.
+
+Input: an instance JSON ({"gpu_mem_gb": [...], "models": [{"name", "size_gb",
+"req_rate", "slo"}, ...]}), a models CSV with --gpus, or - for stdin."""
+
+EPILOG = """\
+examples:
+  kvopt solve cluster.json                       place with the fast pipeline
+  kvopt solve cluster.json --method exact        prove the optimum (or a bound and gap)
+  kvopt solve models.csv --gpus 8 --mem-gb 80    models from a spreadsheet
+  kvopt evaluate my_placer.py --suite adrs50     score a program against the optima
+  kvopt report --out reports/mine                gap report (Markdown, HTML, JSON, CSV)
+
+exit status: 0 ok, 1 a failed check / regression / proven infeasible,
+2 bad input (one line on stderr naming the field and the reason)."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends each option's default to its help (unless the help already states it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_default = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "%(default)" in text or "default:" in text or no_default or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _TopHelpFormatter(argparse.RawDescriptionHelpFormatter, _HelpFormatter):
+    """The top-level help keeps the line breaks of its description and examples."""
+
+
+def _parser(sub: argparse._SubParsersAction, name: str, help_text: str, description: str | None = None
+            ) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=description or help_text[:1].upper() + help_text[1:] + ".",
+                          formatter_class=_HelpFormatter)
+
+
+def output_file(path: str, option: str = "--out") -> Path:
+    """Check that ``path`` can be written as a file: its folder exists and it is not a folder itself."""
+    out = Path(path)
+    if out.is_dir():
+        raise KvoptError(f"{option} {path}: is a folder, expected a file name")
+    parent = out.parent
+    if not parent.is_dir():
+        raise KvoptError(f"{option} {path}: folder {parent} does not exist")
+    return out
+
+
+def output_folder(path: str, option: str = "--out") -> Path:
+    """Check that ``path`` can be used as an output folder (it may not exist yet; it must not be a file)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise KvoptError(f"{option} {path}: exists and is not a folder")
+    return out
+
+
+def _write_json_file(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def _print_json(data: Any) -> None:
@@ -32,20 +97,74 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
     return not getattr(args, "json", False) and sys.stderr.isatty()
 
 
+class BracketProgress:
+    """One self-overwriting stderr line for a long exact solve: ``lower <= OPT <= upper``, elapsed.
+
+    Quiet unless ``enabled`` (a terminal, not ``--json``) and the solve has run for
+    ``after_s`` seconds, so quick solves print nothing; the line is erased at the end.
+    """
+
+    def __init__(self, enabled: bool, after_s: float = 1.0, stream: Any = None) -> None:
+        self.enabled = enabled
+        self.after_s = after_s
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.width = 0
+
+    @property
+    def callback(self) -> Callable[[Any], None] | None:
+        return self.show if self.enabled else None
+
+    def show(self, event: Any) -> None:
+        """Draw the bracket of a ``kvopt.exact.bisection.ExactProgress`` (other events: the peak only)."""
+        elapsed = time.perf_counter() - self.start
+        if elapsed < self.after_s:
+            return
+        if hasattr(event, "lower"):
+            upper = "inf" if event.upper is None else f"{float(event.upper):.8g}"
+            text = f"exact: {float(event.lower):.8g} <= OPT <= {upper}  ({elapsed:.1f} s, step {event.iteration})"
+        else:
+            text = f"{type(event).__name__}: peak {getattr(event, 'peak_kvpr', '?')}  ({elapsed:.1f} s)"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def __enter__(self) -> "BracketProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
 # -- solve -------------------------------------------------------------------------
+def _add_instance_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("instance", help="instance JSON, a models CSV (header name,size_gb,req_rate,slo) with --gpus, "
+                                    "or - for stdin (JSON; CSV with --gpus)")
+    p.add_argument("--gpus", type=int, metavar="N", help="number of GPUs (CSV input only)")
+    p.add_argument("--mem-gb", type=float, default=80, metavar="GB", help="memory per GPU for CSV input")
+
+
 def add_solve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("solve", help="place the models of one instance")
-    p.add_argument("instance", help="instance JSON, or a models CSV with --gpus")
-    p.add_argument("--method", default="pipeline",
-                   help="greedy | pipeline | exact | mccormick | auto | lns (default: pipeline)")
-    p.add_argument("--backend", default="auto", help="exact solver backend: auto | cpsat | milp | setpart")
-    p.add_argument("--solver", default="highs", choices=["highs", "cbc"], help="MILP solver (default: highs)")
-    p.add_argument("--time-limit", type=float, default=60.0, help="seconds for exact methods (default: 60)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gpus", type=int, help="number of GPUs (CSV input only)")
-    p.add_argument("--mem-gb", type=float, default=80, help="memory per GPU for CSV input (default: 80)")
-    p.add_argument("--out", help="write the placement JSON here")
-    p.add_argument("--json", action="store_true", help="print the placement JSON")
+    from kvopt.exact.bisection import BACKENDS, SOLVERS
+    from kvopt.solve import method_names
+
+    p = _parser(sub, "solve", "place the models of one instance",
+                "Place the models of one instance on its GPUs and print the per-GPU table (memory, demand, "
+                "KVPR, the GPUs at the peak marked), the peak, the certified lower bound and the gap.")
+    _add_instance_arguments(p)
+    p.add_argument("--method", default="pipeline", choices=method_names(),
+                   help="greedy: Prism's algorithm; pipeline: fast heuristics; exact: proven optimum "
+                        "(bisection); mccormick: one MILP; auto: exact up to 40 models, else pipeline; "
+                        "lns: exact neighbourhood search for big clusters")
+    p.add_argument("--backend", default="auto", choices=list(BACKENDS), help="exact solver backend")
+    p.add_argument("--solver", default="highs", choices=list(SOLVERS), help="MILP solver")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds for exact methods")
+    p.add_argument("--seed", type=int, default=0, help="random seed (lns)")
+    p.add_argument("--out", metavar="FILE", help="also write the placement JSON to FILE")
+    p.add_argument("--json", action="store_true", help="print the placement JSON instead of the table")
+    p.add_argument("--all", action="store_true", help="list every GPU (large clusters show the peak ones only)")
     p.set_defaults(func=cmd_solve)
 
 
@@ -55,25 +174,27 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from kvopt.solve import solve
     from kvopt.tables import format_placement, format_summary
 
+    out = output_file(args.out) if args.out else None
     try:
         instance = _load(args)
     except InfeasibleInstanceError as exc:
         # No placement can exist: a status, not a malformed file.
         payload = {"instance": Path(args.instance).stem, "method": args.method, "status": "infeasible",
                    "reason": str(exc), "peak_kvpr": None, "assignment": None}
-        if args.out:
-            Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+        if out:
+            _write_json_file(out, payload)
         print(json.dumps(payload, indent=1) if args.json else f"infeasible: {exc}")
         return EXIT_FAILED
-    result = solve(instance, args.method, backend=args.backend, solver=args.solver,
-                   time_limit_s=args.time_limit, seed=args.seed)
+    with BracketProgress(enabled=_progress_enabled(args)) as progress:
+        result = solve(instance, args.method, backend=args.backend, solver=args.solver,
+                       time_limit_s=args.time_limit, seed=args.seed, progress=progress.callback)
     payload = result_to_json(instance, result)
-    if args.out:
-        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    if out:
+        _write_json_file(out, payload)
     if args.json:
         _print_json(payload)
     elif result.placement is not None:
-        print(format_placement(instance, result, evaluate(instance, result.placement)))
+        print(format_placement(instance, result, evaluate(instance, result.placement), show_all=args.all))
     else:
         print(format_summary(result))
     return EXIT_FAILED if result.status == "infeasible" else EXIT_OK
@@ -81,12 +202,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 # -- check -------------------------------------------------------------------------
 def add_check_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("check", help="validate and evaluate a placement JSON against an instance")
-    p.add_argument("instance")
-    p.add_argument("placement")
-    p.add_argument("--gpus", type=int)
-    p.add_argument("--mem-gb", type=float, default=80)
-    p.add_argument("--json", action="store_true")
+    p = _parser(sub, "check", "validate and evaluate a placement JSON against an instance",
+                "Check that every model is placed once within GPU memory (exact arithmetic) and print its "
+                "per-GPU KVPR. Exit 1 when the placement is invalid.")
+    _add_instance_arguments(p)
+    p.add_argument("placement", help="placement JSON with an 'assignment' {model: gpu} (as solve --out writes), "
+                                     "or - for stdin")
+    p.add_argument("--json", action="store_true", help="print {valid, peak_kvpr, gpu_kvpr, ...} as JSON")
+    p.add_argument("--all", action="store_true", help="list every GPU (large clusters show the peak ones only)")
     p.set_defaults(func=cmd_check)
 
 
@@ -96,6 +219,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from kvopt.model import PlacementError, Result
     from kvopt.tables import format_placement
 
+    if args.instance == "-" and args.placement == "-":
+        raise KvoptError("instance and placement cannot both be read from stdin (-)")
     instance = _load(args)
     try:
         placement = load_placement(instance, args.placement)
@@ -112,15 +237,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         result = Result(instance.name, "check", "feasible", placement, ev.peak_kvpr, ev.peak_kvpr_exact)
         print("valid placement\n")
-        print(format_placement(instance, result, ev))
+        print(format_placement(instance, result, ev, show_all=args.all))
     return EXIT_OK
 
 
 # -- suites ------------------------------------------------------------------------
 def add_generate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="write a built-in suite as instance JSON files")
-    p.add_argument("--suite", required=True)
-    p.add_argument("--out", required=True, help="output folder")
+    from kvopt.suites import SUITES
+
+    p = _parser(sub, "generate", "write a built-in suite as instance JSON files")
+    p.add_argument("--suite", required=True, choices=sorted(SUITES), help="suite to write")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.set_defaults(func=cmd_generate)
 
 
@@ -133,8 +260,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def add_suites_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("suites", help="list the built-in suites")
-    p.add_argument("--json", action="store_true")
+    p = _parser(sub, "suites", "list the built-in suites and whether their reference optima are stored")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(func=cmd_suites)
 
 
@@ -157,14 +284,14 @@ def cmd_suites(args: argparse.Namespace) -> int:
 
 # -- exact-solver tools ------------------------------------------------------------
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write the feasibility model at T (or the McCormick model) as LP/MPS")
-    p.add_argument("instance")
-    p.add_argument("--T", dest="target", required=True, help="target KVPR, e.g. 0.04 or 1/25")
-    p.add_argument("--format", choices=["lp", "mps"], default="lp")
-    p.add_argument("--model", choices=["assignment", "mccormick"], default="assignment")
-    p.add_argument("--out", help="output file (default: <instance>.<format>)")
-    p.add_argument("--gpus", type=int)
-    p.add_argument("--mem-gb", type=float, default=80)
+    p = _parser(sub, "export", "write the feasibility model at T (or the McCormick model) as LP/MPS",
+                "Write the integer feasibility model 'every KVPR <= T' (or the McCormick MILP) for an "
+                "external solver such as Gurobi or CPLEX.")
+    _add_instance_arguments(p)
+    p.add_argument("--T", dest="target", required=True, metavar="VALUE", help="target KVPR, e.g. 0.04 or 1/25")
+    p.add_argument("--format", choices=["lp", "mps"], default="lp", help="file format")
+    p.add_argument("--model", choices=["assignment", "mccormick"], default="assignment", help="which model")
+    p.add_argument("--out", metavar="FILE", help="output file (default: <instance>.<format>)")
     p.set_defaults(func=cmd_export)
 
 
@@ -183,27 +310,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     instance = _load(args)
     target = _parse_target(args.target)
-    out = Path(args.out or f"{instance.name}.{args.format}")
+    out = output_file(args.out or f"{instance.name}.{args.format}")
     export_model(instance, target, out, fmt=args.format, model=args.model)
     print(f"wrote {args.model} model at T={target} to {out}")
     return EXIT_OK
 
 
 def add_reference_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("reference", help="solve every case of a suite exactly and store reference.json")
-    p.add_argument("--suite", required=True)
-    p.add_argument("--out", help="folder to write reference.json into (and the instances, when it has none); "
-                                 "default: ./instances/SUITE")
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per case (default: 60)")
-    p.add_argument("--json", action="store_true")
+    from kvopt.exact.bisection import BACKENDS
+    from kvopt.suites import SUITES
+
+    p = _parser(sub, "reference", "solve every case of a suite exactly and store reference.json")
+    p.add_argument("--suite", required=True, choices=sorted(SUITES), help="suite to solve")
+    p.add_argument("--out", metavar="DIR", help="folder to write reference.json into (and the instances, when it "
+                                                "has none); default: ./instances/SUITE")
+    p.add_argument("--backend", default="auto", choices=list(BACKENDS), help="exact solver backend")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per case")
+    p.add_argument("--json", action="store_true", help="print the reference document as JSON")
     p.set_defaults(func=cmd_reference)
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
     from kvopt.exact.reference import write_reference
 
-    out = Path(args.out) if args.out else Path("instances") / args.suite
+    out = output_folder(args.out) if args.out else Path("instances") / args.suite
     path, data = write_reference(args.suite, out, backend=args.backend, time_limit_s=args.time_limit,
                                  progress=_progress_enabled(args))
     cases = data["cases"]
@@ -292,6 +422,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from kvopt.bench.sandbox import Limits
     from kvopt.tables import format_table
 
+    output_folder(args.out)
     if args.jobs is not None and args.jobs < 1:
         raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
     settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
@@ -324,11 +455,11 @@ def add_regress_parser(sub: argparse._SubParsersAction) -> None:
                        description="Re-run the methods of a results.json on its cases; exit 1 when a gap got "
                                    "worse beyond --tolerance, a valid case became invalid, or the number of "
                                    "optimal cases dropped. Prints the cases that changed.")
-    p.add_argument("--baseline", required=True, help="results.json written by kvopt report")
-    p.add_argument("--tolerance", type=float, default=1e-9, help="allowed gap increase (default: 1e-9)")
-    p.add_argument("--out", help="also write the new run's report into this folder")
+    p.add_argument("--baseline", required=True, metavar="FILE", help="results.json written by kvopt report")
+    p.add_argument("--tolerance", type=float, default=1e-9, help="allowed gap increase")
+    p.add_argument("--out", metavar="DIR", help="also write the new run's report into this folder")
     p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(func=cmd_regress)
 
 
@@ -343,6 +474,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
         raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
     if args.tolerance < 0:
         raise KvoptError(f"--tolerance: must be >= 0, got {args.tolerance}")
+    if args.out:
+        output_folder(args.out)
     baseline = read_results(args.baseline)
     current = rerun_baseline(baseline, executor=LocalExecutor(args.jobs or default_jobs()),
                              progress=progress_wanted(args.json), command=f"kvopt regress --baseline {args.baseline}")
@@ -360,10 +493,17 @@ PARSERS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kvopt", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from kvopt import __version__
+
+    parser = argparse.ArgumentParser(prog="kvopt", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=_TopHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kvopt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (kvopt COMMAND --help for each)")
     for add in PARSERS:
         add(sub)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
     return parser
 
 
@@ -374,13 +514,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad arguments, 0 on --help
         return int(exc.code or 0)
     try:
-        return int(args.func(args))
+        # Extreme inputs are rejected by validation; a numpy warning must still never reach the user.
+        with np.errstate(all="ignore"):
+            return int(args.func(args))
     except KvoptError as exc:
         print(f"kvopt: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except BrokenPipeError:  # e.g. `kvopt solve ... --json | head`
-        sys.stderr.close()
-        return EXIT_OK
+    except OSError as exc:  # a file that cannot be read or written (permissions, disk full, ...)
+        if isinstance(exc, BrokenPipeError):
+            sys.stderr.close()
+            return EXIT_OK
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kvopt: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("kvopt: interrupted", file=sys.stderr)
         return 130

@@ -55,10 +55,22 @@ def to_fraction(value: int | float | Fraction) -> Fraction:
     return Fraction(repr(float(value)))
 
 
+# Every input number is 0 or has a magnitude in [1e-12, 1e12]: then demands (<= 1e24),
+# their sums and every KVPR stay far inside float range, so no float conversion of an
+# exact value overflows (``req_rate: 1e308, slo: 1e-308`` would).
+MAX_MAGNITUDE = 1e12
+MIN_MAGNITUDE = 1e-12
+
+
 def _number(value: Any, where: str) -> float | int:
-    """Check that ``value`` is a finite real number (not a bool, not a string)."""
+    """Check that ``value`` is a finite real number (not a bool, not a string) in the supported range."""
     if isinstance(value, bool) or not isinstance(value, (Real, np.integer, np.floating)):
         raise KvoptError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        raise KvoptError(f"{where}: must be finite, got {value!r}")
+    if abs(value) > MAX_MAGNITUDE or (value != 0 and abs(value) < MIN_MAGNITUDE):
+        raise KvoptError(f"{where}: {value!r} is out of the supported range (0, or a magnitude from "
+                         f"{MIN_MAGNITUDE:g} to {MAX_MAGNITUDE:g})")
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from kvopt.evaluate import Evaluation
+from kvopt.evaluate import Evaluation, exact_gpu_kvpr
 from kvopt.model import Instance, Result
 
 
@@ -38,15 +38,68 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_placement(instance: Instance, result: Result, evaluation: Evaluation) -> str:
-    """Per-GPU memory, demand and KVPR, the peak GPU marked, then the result's summary."""
-    rows = []
-    for g in range(instance.num_gpus):
-        names = [m.name for m, gg in zip(instance.models, result.placement.gpu_of) if gg == g]  # type: ignore[union-attr]
-        mark = "<- peak" if g == evaluation.peak_gpu else ""
-        rows.append([g, instance.gpu_mem_gb[g], evaluation.used_mem_gb[g], evaluation.demand[g],
-                     evaluation.gpu_kvpr[g], mark, ", ".join(names)])
+# A placement table lists every GPU up to this many; past it, the GPUs at the peak and the
+# next-worst ones (``--all`` prints every row).
+MAX_GPU_ROWS = 24
+WORST_GPU_ROWS = 10
+MAX_NAME_CHARS = 24
+MAX_MODELS_CHARS = 60
+PEAK_MARK = "<- peak"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def models_cell(names: Sequence[str]) -> str:
+    """The model names of one GPU, each shortened, the list cut with a ``(+k more)`` count."""
+    shown: list[str] = []
+    for k, name in enumerate(names):
+        rest = len(names) - k
+        candidate = ", ".join([*shown, shorten(name, MAX_NAME_CHARS)])
+        suffix = f" (+{rest - 1} more)" if rest > 1 else ""
+        if shown and len(candidate) + len(suffix) > MAX_MODELS_CHARS:
+            return ", ".join(shown) + f" (+{rest} more)"
+        shown.append(shorten(name, MAX_NAME_CHARS))
+    return ", ".join(shown)
+
+
+def peak_gpus(instance: Instance, gpu_of: Sequence[int]) -> set[int]:
+    """Every GPU whose exact KVPR equals the exact peak (``None`` = +inf on both sides)."""
+    values = exact_gpu_kvpr(instance, gpu_of)
+    peak = None if any(v is None for v in values) else max(values)  # type: ignore[type-var]
+    return {g for g, v in enumerate(values) if v == peak}
+
+
+def rows_to_show(evaluation: Evaluation, at_peak: set[int], show_all: bool) -> list[int]:
+    """GPU indices to list: all of them, or (many GPUs) the peak ones and the next-worst, in GPU order."""
+    num_gpus = len(evaluation.gpu_kvpr)
+    if show_all or num_gpus <= MAX_GPU_ROWS:
+        return list(range(num_gpus))
+    by_kvpr = sorted(range(num_gpus), key=lambda g: (-evaluation.gpu_kvpr[g], g))
+    return sorted(set(by_kvpr[:WORST_GPU_ROWS]) | at_peak)
+
+
+def format_placement(instance: Instance, result: Result, evaluation: Evaluation, *, show_all: bool = False) -> str:
+    """Per-GPU memory, demand and KVPR, every GPU at the peak marked, then the result's summary.
+
+    With more than ``MAX_GPU_ROWS`` GPUs only the GPUs at the peak and the
+    ``WORST_GPU_ROWS`` highest-KVPR ones are listed unless ``show_all``; long model
+    names and long model lists are shortened.
+    """
+    gpu_of = result.placement.gpu_of  # type: ignore[union-attr]
+    at_peak = peak_gpus(instance, gpu_of)
+    names_on: list[list[str]] = [[] for _ in range(instance.num_gpus)]
+    for model, g in zip(instance.models, gpu_of):
+        names_on[g].append(model.name)
+    shown = rows_to_show(evaluation, at_peak, show_all)
+    rows = [[g, instance.gpu_mem_gb[g], evaluation.used_mem_gb[g], evaluation.demand[g], evaluation.gpu_kvpr[g],
+             PEAK_MARK if g in at_peak else "", models_cell(names_on[g])] for g in shown]
     table = format_table(["gpu", "mem_gb", "used_gb", "demand", "kvpr", "", "models"], rows, align="rrrrrll")
+    if len(shown) < instance.num_gpus:
+        table += (f"\n({len(shown)} of {instance.num_gpus} GPUs shown: the {len(at_peak)} at the peak and the "
+                  f"highest KVPR; --all lists every GPU)")
     return table + "\n\n" + format_summary(result)
 
 
@@ -57,9 +110,11 @@ def format_summary(result: Result) -> str:
         exact = f"  (= {result.peak_kvpr_exact})" if result.peak_kvpr_exact is not None else ""
         fields.append(("peak_kvpr", f"{_cell(result.peak_kvpr)}{exact}"))
     if result.lower_bound is not None:
-        fields.append(("bound", _cell(result.lower_bound)))
+        fields.append(("lower bound", _cell(result.lower_bound)))
     if result.gap is not None:
-        fields.append(("gap", f"{result.gap:.4%}" if math.isfinite(result.gap) else "inf"))
+        # The gap is always peak / certified lower bound - 1; say whether that bound is the proven optimum.
+        against = "the proven optimum" if result.status == "optimal" else "the lower bound (optimum not proven)"
+        fields.append(("gap", (f"{result.gap:.4%}" if math.isfinite(result.gap) else "inf") + f"  (against {against})"))
     fields.extend((key, result.details[key]) for key in ("auto_choice", "backend", "model", "reason")
                   if key in result.details)
     fields.append(("seconds", f"{result.seconds:.3f}"))
