@@ -48,8 +48,11 @@ PEAK_MARK = "<- peak"
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    """``text`` cut to ``limit`` characters in the middle (names often differ only at the end)."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def models_cell(names: Sequence[str]) -> str:
@@ -113,8 +116,9 @@ def format_summary(result: Result) -> str:
         fields.append(("lower bound", _cell(result.lower_bound)))
     if result.gap is not None:
         # The gap is always peak / certified lower bound - 1; say whether that bound is the proven optimum.
-        against = "the proven optimum" if result.status == "optimal" else "the lower bound (optimum not proven)"
-        fields.append(("gap", (f"{result.gap:.4%}" if math.isfinite(result.gap) else "inf") + f"  (against {against})"))
+        against = "against the proven optimum" if result.status == "optimal" else \
+            "against the lower bound; optimum not proven"
+        fields.append(("gap", (f"{result.gap:.4%}" if math.isfinite(result.gap) else "inf") + f"  ({against})"))
     fields.extend((key, result.details[key]) for key in ("auto_choice", "backend", "model", "reason")
                   if key in result.details)
     fields.append(("seconds", f"{result.seconds:.3f}"))
