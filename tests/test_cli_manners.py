@@ -80,7 +80,7 @@ DEEP = "[" * 100_000 + "]" * 100_000
     (json.dumps(GOOD).replace('"size_gb": 20', f'"size_gb": {DEEP}'), "nested too deeply"),
     (DEEP, "nested too deeply"),
     ("{" * 50_000 + "}" * 50_000, "not valid JSON"),
-])
+], ids=["5000-digit integer", "deep list in a field", "deep list", "deep objects"])
 def test_hostile_json_in_every_input(tmp_path: Path, capsys: pytest.CaptureFixture, text: str, message: str) -> None:
     inst = write(tmp_path / "inst.json", GOOD)
     hostile = write(tmp_path / "hostile.json", text)
@@ -95,6 +95,12 @@ def test_hostile_json_in_every_input(tmp_path: Path, capsys: pytest.CaptureFixtu
     (suite / "reference.json").unlink()
     shutil.copy(hostile, suite / "case2.json")
     bad_input(["evaluate", "greedy", "--suite", str(suite)], capsys, message)
+    # The resume journal of a report: a bad line that is not the last one.
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "results.jsonl").write_text(text.replace("\n", " ") + "\n{}\n")
+    bad_input(["report", "--methods", "greedy", "--suite", "small", "--out", str(out),
+               "--resume"], capsys, "results.jsonl: line 1")
 
 
 def test_overflowing_numbers_name_the_model_and_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

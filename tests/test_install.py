@@ -115,6 +115,13 @@ def test_installed_evaluate_and_report_match_the_checkout(installed: tuple[Path,
     assert summary["pipeline"]["optimal"] == 50
     assert (work / "out" / "report.md").is_file()
 
+    # The committed CI baseline passes against the installed kvopt too (it failed with "136 -> 5").
+    proc = _run(["kvopt", "regress", "--baseline", str(REPO / "reports" / "baseline" / "results.json"), "--json"],
+                work, env)
+    comparison = json.loads(proc.stdout)
+    assert not comparison["regressed"] and comparison["not_comparable"] == []
+    assert comparison["optimal"]["pipeline"]["now"] == comparison["optimal"]["pipeline"]["baseline"] > 0
+
 
 @pytest.mark.slow
 def test_installed_reference_writes_where_told(installed: tuple[Path, dict[str, str], Path]) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kvopt.bench.executors import Executor, WorkerFailure
 from kvopt.bench.runner import CaseTask, worker_failed_record
+from kvopt.io import loads_json
 from kvopt.model import KvoptError
 
 JOURNAL_NAME = "results.jsonl"
@@ -59,9 +60,9 @@ def read_journal(path: str | Path) -> dict[Key, dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = loads_json(line, f"{p}: line {number}")
             key = record_key(record)
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (KvoptError, KeyError, TypeError):
             if number == len(lines):
                 break  # the line being written when the batch stopped
             raise KvoptError(f"{p}: line {number} is not a kvopt result record") from None
@@ -126,8 +127,8 @@ def drop_partial_last_line(path: Path) -> None:
         return
     head, _, last = text.rpartition("\n")
     try:
-        json.loads(last)
-    except json.JSONDecodeError:
+        loads_json(last, str(path))
+    except KvoptError:
         path.write_text(head + "\n" if head else "")
         return
     path.write_text(text + "\n")
