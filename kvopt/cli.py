@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -101,41 +102,66 @@ class BracketProgress:
     """One self-overwriting stderr line for a long exact solve: ``lower <= OPT <= upper``, elapsed.
 
     Quiet unless ``enabled`` (a terminal, not ``--json``) and the solve has run for
-    ``after_s`` seconds, so quick solves print nothing; the line is erased at the end.
+    ``after_s`` seconds, so quick solves print nothing.  The bracket comes from the
+    driver's progress events; a ticker thread keeps the elapsed time moving while one
+    backend call runs.  The line is erased at the end.
     """
 
-    def __init__(self, enabled: bool, after_s: float = 1.0, stream: Any = None) -> None:
+    def __init__(self, enabled: bool, after_s: float = 1.0, stream: Any = None, tick_s: float = 0.5,
+                 label: str = "kvopt") -> None:
         self.enabled = enabled
         self.after_s = after_s
+        self.tick_s = tick_s
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
         self.width = 0
+        self.state = f"{label}: solving"
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.ticker: threading.Thread | None = None
 
     @property
     def callback(self) -> Callable[[Any], None] | None:
         return self.show if self.enabled else None
 
     def show(self, event: Any) -> None:
-        """Draw the bracket of a ``kvopt.exact.bisection.ExactProgress`` (other events: the peak only)."""
+        """Record the bracket of a ``kvopt.exact.bisection.ExactProgress`` (other events: the peak) and draw."""
+        if hasattr(event, "lower"):
+            upper = "inf" if event.upper is None else f"{float(event.upper):.8g}"
+            self.state = f"exact: {float(event.lower):.8g} <= OPT <= {upper}, step {event.iteration}"
+        elif event is not None:
+            self.state = f"{type(event).__name__}: peak {getattr(event, 'peak_kvpr', '?')}"
+        self.draw()
+
+    def draw(self) -> None:
         elapsed = time.perf_counter() - self.start
         if elapsed < self.after_s:
             return
-        if hasattr(event, "lower"):
-            upper = "inf" if event.upper is None else f"{float(event.upper):.8g}"
-            text = f"exact: {float(event.lower):.8g} <= OPT <= {upper}  ({elapsed:.1f} s, step {event.iteration})"
-        else:
-            text = f"{type(event).__name__}: peak {getattr(event, 'peak_kvpr', '?')}  ({elapsed:.1f} s)"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-        self.width = len(text)
+        text = f"{self.state}  ({elapsed:.1f} s)"
+        with self.lock:
+            self.stream.write("\r" + text.ljust(self.width))
+            self.stream.flush()
+            self.width = len(text)
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(self.tick_s):
+            self.draw()
 
     def __enter__(self) -> "BracketProgress":
+        if self.enabled:
+            self.ticker = threading.Thread(target=self._tick, name="kvopt-progress", daemon=True)
+            self.ticker.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+        self.stopped.set()
+        if self.ticker is not None:
+            self.ticker.join()
+        with self.lock:
+            if self.width:
+                self.stream.write("\r" + " " * self.width + "\r")
+                self.stream.flush()
+                self.width = 0
 
 
 # -- solve -------------------------------------------------------------------------
@@ -185,7 +211,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
             _write_json_file(out, payload)
         print(json.dumps(payload, indent=1) if args.json else f"infeasible: {exc}")
         return EXIT_FAILED
-    with BracketProgress(enabled=_progress_enabled(args)) as progress:
+    with BracketProgress(enabled=_progress_enabled(args), label=args.method) as progress:
         result = solve(instance, args.method, backend=args.backend, solver=args.solver,
                        time_limit_s=args.time_limit, seed=args.seed, progress=progress.callback)
     payload = result_to_json(instance, result)

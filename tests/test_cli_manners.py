@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -267,15 +268,20 @@ def test_bracket_progress_on_a_terminal() -> None:
     from kvopt.exact.bisection import ExactProgress
 
     stream = io.StringIO()
-    with BracketProgress(enabled=True, after_s=0.0, stream=stream) as progress:
+    with BracketProgress(enabled=True, after_s=0.0, stream=stream, tick_s=0.01, label="exact") as progress:
         assert progress.callback is not None
+        time.sleep(0.05)  # the ticker draws before the first event
         progress.callback(ExactProgress(3, Fraction(1, 20), False, "feasible", 0.1, Fraction(1, 25), Fraction(1, 20)))
+        time.sleep(0.05)
     text = stream.getvalue()
-    assert "0.04 <= OPT <= 0.05" in text and "step 3" in text and " s," in text
-    assert text.endswith("\r")  # the line is erased when the solve ends
+    assert "exact: solving  (0." in text
+    assert "exact: 0.04 <= OPT <= 0.05, step 3  (" in text and " s)" in text
+    assert text.endswith("\r") and text.rstrip("\r").endswith(" ")  # the line is erased when the solve ends
     assert BracketProgress(enabled=False).callback is None
     quiet = io.StringIO()
-    BracketProgress(enabled=True, after_s=60.0, stream=quiet).show(None)
+    with BracketProgress(enabled=True, after_s=60.0, stream=quiet, tick_s=0.01) as progress:
+        time.sleep(0.03)
+        progress.show(None)
     assert quiet.getvalue() == ""  # short solves print nothing
 
 
