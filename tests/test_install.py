@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -43,13 +44,20 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (
 
 
 def _build_wheel(dist: Path, env: dict[str, str]) -> Path:
-    """``pip wheel`` of the checkout; without build isolation when this environment can build wheels itself."""
+    """``pip wheel`` of a clean copy of the checkout (a stale ``build/`` folder must not leak into it);
+    without build isolation when this environment can build wheels itself."""
     import setuptools
 
+    source = dist.parent / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("kvopt", "instances"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     can_build_offline = importlib.util.find_spec("wheel") is not None or \
         tuple(int(x) for x in setuptools.__version__.split(".")[:2]) >= (70, 1)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-           "-w", str(dist), str(REPO)]
+           "-w", str(dist), str(source)]
     if can_build_offline:
         cmd.insert(4, "--no-build-isolation")
     _run(cmd, dist.parent, env)
