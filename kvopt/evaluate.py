@@ -196,3 +196,53 @@ def format_fraction(value: Fraction | None) -> str:
 
 def parse_fraction(text: str) -> Fraction | None:
     return None if text == "inf" else Fraction(text)
+
+
+# -- demand scenarios: the objective is the worst peak over the scenarios --------------
+@dataclass(frozen=True)
+class ScenarioPeaks:
+    """Exact peak of a placement under each scenario (``None`` = +inf) and the binding (worst) one."""
+
+    names: tuple[str, ...]
+    peaks_exact: tuple[Fraction | None, ...]
+    binding: str
+
+    @property
+    def worst_exact(self) -> Fraction | None:
+        return None if any(p is None for p in self.peaks_exact) else max(self.peaks_exact)  # type: ignore[type-var]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"scenario_peaks": {n: ("inf" if p is None else float(p)) for n, p in zip(self.names, self.peaks_exact)},
+                "binding_scenario": self.binding}
+
+
+def scenario_peaks(instance: Instance, placement: Placement | Sequence[int]) -> ScenarioPeaks | None:
+    """``max_g KVPR_g`` under each of the instance's scenarios (``None`` when it has none).
+
+    Scenario ``s`` replaces ``n_i`` by ``r_i^s / slo_i`` (base rate for models it
+    does not list); sizes and capacities are unchanged.  The binding scenario is
+    the first one attaining the worst peak.
+    """
+    if not instance.scenarios:
+        return None
+    gpu_of = check_placement(instance, placement)
+    peaks = tuple(exact_peak_kvpr(instance.for_scenario(s), gpu_of) for s in instance.scenarios)
+    worst = None if any(p is None for p in peaks) else max(peaks)  # type: ignore[type-var]
+    binding = next(s.name for s, p in zip(instance.scenarios, peaks) if p == worst)
+    return ScenarioPeaks(tuple(s.name for s in instance.scenarios), peaks, binding)
+
+
+def objective_peak_exact(instance: Instance, gpu_of: Sequence[int]) -> Fraction | None:
+    """The objective of a placement, exactly: the worst scenario peak with scenarios, else the peak (None = +inf)."""
+    if not instance.scenarios:
+        return exact_peak_kvpr(instance, gpu_of)
+    peaks = scenario_peaks(instance, gpu_of)
+    assert peaks is not None
+    return peaks.worst_exact
+
+
+def scenario_demand_matrix(instance: Instance) -> np.ndarray:
+    """Float demands ``n_i^s``, one row per scenario (one row, the base demands, without scenarios)."""
+    if not instance.scenarios:
+        return instance.demands[None, :]
+    return np.array([instance.for_scenario(s).demands for s in instance.scenarios])

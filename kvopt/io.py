@@ -6,7 +6,11 @@ Instance JSON::
      "models": [{"name": str, "size_gb": number, "req_rate": number, "slo": number}, ...],
      "meta": {...}}            # optional
 
-Models CSV (header ``name,size_gb,req_rate,slo``) with the GPUs given separately.
+Models may carry ``"current_gpu"`` (re-placement; absent = new model) and the
+instance ``"scenarios": [{"name", "req_rate": {model: rate}}]`` (demand snapshots).
+
+Models CSV (header ``name,size_gb,req_rate,slo``, optional ``current_gpu``, empty =
+new) with the GPUs given separately.
 Placement JSON: ``{"instance", "method", "peak_kvpr", "gpu_kvpr", "assignment",
 "seconds", ...}`` (see ``result_to_json``).
 """
@@ -107,7 +111,10 @@ def instance_from_dict(data: Any, *, default_name: str = "instance") -> Instance
     meta = data.get("meta", {})
     if not isinstance(meta, Mapping):
         raise KvoptError("field 'meta': expected an object")
-    return Instance.build(data["models"], caps, name=name, meta=meta)
+    scenarios = data.get("scenarios", [])
+    if not isinstance(scenarios, list):
+        raise KvoptError("field 'scenarios': expected a list of {\"name\", \"req_rate\"} objects")
+    return Instance.build(data["models"], caps, name=name, meta=meta, scenarios=scenarios)
 
 
 def instance_to_dict(instance: Instance) -> dict[str, Any]:
@@ -115,10 +122,13 @@ def instance_to_dict(instance: Instance) -> dict[str, Any]:
         "name": instance.name,
         "gpu_mem_gb": list(instance.gpu_mem_gb),
         "models": [
-            {"name": m.name, "size_gb": m.size_gb, "req_rate": m.req_rate, "slo": m.slo}
+            {"name": m.name, "size_gb": m.size_gb, "req_rate": m.req_rate, "slo": m.slo,
+             **({} if m.current_gpu is None else {"current_gpu": m.current_gpu})}
             for m in instance.models
         ],
     }
+    if instance.scenarios:
+        out["scenarios"] = [{"name": s.name, "req_rate": dict(s.req_rate)} for s in instance.scenarios]
     if instance.meta:
         out["meta"] = dict(instance.meta)
     return out
@@ -140,6 +150,7 @@ def _parse_csv_number(text: str, where: str) -> int | float:
 
 
 CSV_COLUMNS = ("name", "size_gb", "req_rate", "slo")
+CSV_OPTIONAL = ("current_gpu",)  # re-placement: the GPU a model runs on now (empty = new model)
 
 
 def load_models_csv(path: str | Path, *, gpus: int | None = None, mem_gb: float = DEFAULT_GPU_MEM_GB,
@@ -161,10 +172,10 @@ def load_models_csv(path: str | Path, *, gpus: int | None = None, mem_gb: float 
     missing = [k for k in CSV_COLUMNS if k not in header]
     if missing:
         raise KvoptError(f"{where}: CSV header is missing column(s) {', '.join(missing)}")
-    extra = [h for h in header if h not in CSV_COLUMNS]
+    extra = [h for h in header if h not in CSV_COLUMNS + CSV_OPTIONAL]
     if extra or len(header) != len(set(header)):
         raise KvoptError(f"{where}: CSV header has unknown or repeated column(s) {', '.join(extra) or header}; "
-                         f"expected exactly {','.join(CSV_COLUMNS)}")
+                         f"expected {','.join(CSV_COLUMNS)} (and optionally {','.join(CSV_OPTIONAL)})")
     models = []
     for line_no, values in enumerate(rows[1:], start=2):
         if not values or all(not v.strip() for v in values):
@@ -178,6 +189,9 @@ def load_models_csv(path: str | Path, *, gpus: int | None = None, mem_gb: float 
         label = f"model {name!r} (line {line_no})"
         models.append({"name": name, **{key: _parse_csv_number(row[key], f"{label}: field {key!r}")
                                         for key in CSV_COLUMNS[1:]}})
+        current = row.get("current_gpu", "").strip()
+        if current:  # empty = a new model
+            models[-1]["current_gpu"] = _parse_csv_number(current, f"{label}: field 'current_gpu'")
     name = "stdin" if where == "<stdin>" else Path(path).stem
     return Instance.build(models, list(gpu_mem_gb), name=name)
 

@@ -90,6 +90,7 @@ class Model:
     size_gb: float
     req_rate: float
     slo: float
+    current_gpu: int | None = None  # GPU the model runs on now (re-placement); None = a new model
 
     @property
     def demand(self) -> float:
@@ -105,8 +106,9 @@ class Model:
         return to_fraction(self.size_gb)
 
     @staticmethod
-    def build(name: Any, size_gb: Any, req_rate: Any, slo: Any, where: str | None = None) -> "Model":
-        """Validate the fields of one model (GPU-independent checks only)."""
+    def build(name: Any, size_gb: Any, req_rate: Any, slo: Any, where: str | None = None,
+              current_gpu: Any = None) -> "Model":
+        """Validate the fields of one model (GPU-independent checks only; the GPU range is the instance's)."""
         label = where or f"model {name!r}"
         if not isinstance(name, str) or not name:
             raise KvoptError(f"{label}: field 'name' must be a non-empty string, got {name!r}")
@@ -119,7 +121,37 @@ class Model:
             raise KvoptError(f"{label}: field 'req_rate' must be >= 0, got {req_rate!r}")
         if slo_v <= 0:
             raise KvoptError(f"{label}: field 'slo' must be > 0, got {slo!r}")
-        return Model(name=name, size_gb=size, req_rate=rate, slo=slo_v)
+        if current_gpu is not None and (isinstance(current_gpu, bool) or not isinstance(current_gpu, (int, np.integer))):
+            raise KvoptError(f"{label}: field 'current_gpu' must be a GPU index (integer) or absent, got {current_gpu!r}")
+        gpu = None if current_gpu is None else int(current_gpu)
+        return Model(name=name, size_gb=size, req_rate=rate, slo=slo_v, current_gpu=gpu)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A demand snapshot: ``req_rate`` overrides per model name (a model not listed keeps its base rate)."""
+
+    name: str
+    req_rate: tuple[tuple[str, float], ...]
+
+    @staticmethod
+    def build(data: Any, where: str) -> "Scenario":
+        """Validate ``{"name": str, "req_rate": {model: rate}}`` (model names are checked by the instance)."""
+        if not isinstance(data, Mapping):
+            raise KvoptError(f"{where}: expected an object with 'name' and 'req_rate', got {data!r}")
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise KvoptError(f"{where}: field 'name' must be a non-empty string, got {name!r}")
+        rates = data.get("req_rate", {})
+        if not isinstance(rates, Mapping):
+            raise KvoptError(f"scenario {name!r}: field 'req_rate' must be an object {{model: rate}}")
+        checked = []
+        for model, rate in rates.items():
+            value = _number(rate, f"scenario {name!r}: model {model!r}: field 'req_rate'")
+            if value < 0:
+                raise KvoptError(f"scenario {name!r}: model {model!r}: field 'req_rate' must be >= 0, got {rate!r}")
+            checked.append((str(model), value))
+        return Scenario(name, tuple(checked))
 
 
 @dataclass(frozen=True)
@@ -130,9 +162,11 @@ class Instance:
     models: tuple[Model, ...]
     gpu_mem_gb: tuple[float, ...]
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    scenarios: tuple[Scenario, ...] = ()  # demand snapshots: the objective is the worst peak over them
 
     def __post_init__(self) -> None:
         _validate_instance(self)
+        _validate_replan_fields(self)
 
     @staticmethod
     def build(
@@ -142,6 +176,7 @@ class Instance:
         gpus: int | None = None,
         name: str = "instance",
         meta: Mapping[str, Any] | None = None,
+        scenarios: Sequence[Any] | None = None,
     ) -> "Instance":
         """Build an instance from models (``Model`` or dicts) and capacities.
 
@@ -165,8 +200,12 @@ class Instance:
             for key in ("name", "size_gb", "req_rate", "slo"):
                 if key not in m:
                     raise KvoptError(f"{label}: missing field '{key}'")
-            built.append(Model.build(m["name"], m["size_gb"], m["req_rate"], m["slo"], where=label))
-        return Instance(name=name, models=tuple(built), gpu_mem_gb=tuple(gpu_mem_gb), meta=dict(meta or {}))
+            built.append(Model.build(m["name"], m["size_gb"], m["req_rate"], m["slo"], where=label,
+                                     current_gpu=m.get("current_gpu")))
+        built_scenarios = tuple(s if isinstance(s, Scenario) else Scenario.build(s, f"scenarios[{k}]")
+                                for k, s in enumerate(scenarios or ()))
+        return Instance(name=name, models=tuple(built), gpu_mem_gb=tuple(gpu_mem_gb), meta=dict(meta or {}),
+                        scenarios=built_scenarios)
 
     # -- derived arrays (computed once; the dataclass is immutable) ---------------
     @property
@@ -213,7 +252,55 @@ class Instance:
         return len(set(self.gpu_mem_gb)) == 1
 
     def with_gpus(self, gpu_mem_gb: Sequence[float]) -> "Instance":
-        return Instance(self.name, self.models, tuple(gpu_mem_gb), dict(self.meta))
+        return Instance(self.name, self.models, tuple(gpu_mem_gb), dict(self.meta), self.scenarios)
+
+    @property
+    def current_gpu_of(self) -> tuple[int | None, ...]:
+        """Each model's current GPU (``None`` = new model), in model order."""
+        return tuple(m.current_gpu for m in self.models)
+
+    @property
+    def has_current(self) -> bool:
+        return any(m.current_gpu is not None for m in self.models)
+
+    def for_scenario(self, scenario: Scenario) -> "Instance":
+        """The same models and GPUs with the scenario's request rates (and no scenarios)."""
+        rates = dict(scenario.req_rate)
+        models = tuple(Model(m.name, m.size_gb, rates.get(m.name, m.req_rate), m.slo, m.current_gpu)
+                       for m in self.models)
+        return Instance(f"{self.name}@{scenario.name}", models, self.gpu_mem_gb, dict(self.meta))
+
+    def without_scenarios(self) -> "Instance":
+        return Instance(self.name, self.models, self.gpu_mem_gb, dict(self.meta))
+
+
+def _validate_replan_fields(inst: Instance) -> None:
+    """Current GPUs in range and within memory (exact); scenario rates name known models."""
+    used: dict[int, Fraction] = {}
+    for m in inst.models:
+        if m.current_gpu is None:
+            continue
+        if not 0 <= m.current_gpu < len(inst.gpu_mem_gb):
+            raise KvoptError(f"model {m.name!r}: field 'current_gpu' = {m.current_gpu} is out of range "
+                             f"0..{len(inst.gpu_mem_gb) - 1}")
+        used[m.current_gpu] = used.get(m.current_gpu, Fraction(0)) + to_fraction(m.size_gb)
+    for m in inst.models:
+        g = m.current_gpu
+        if g is not None and used[g] > to_fraction(inst.gpu_mem_gb[g]):
+            names = [x.name for x in inst.models if x.current_gpu == g]
+            raise KvoptError(f"model {m.name!r}: field 'current_gpu' = {g}: the current placement overflows "
+                             f"GPU {g} (models {names} need {_fmt(used[g])} GB, it has {inst.gpu_mem_gb[g]} GB)")
+    known = {m.name for m in inst.models}
+    seen: set[str] = set()
+    for scenario in inst.scenarios:
+        if not isinstance(scenario, Scenario):
+            raise KvoptError(f"field 'scenarios': expected Scenario objects, got {scenario!r}")
+        if scenario.name in seen:
+            raise KvoptError(f"scenario {scenario.name!r}: duplicate scenario name")
+        seen.add(scenario.name)
+        for model, _ in scenario.req_rate:
+            if model not in known:
+                raise KvoptError(f"scenario {scenario.name!r}: field 'req_rate' names unknown model {model!r}")
 
 
 def _validate_instance(inst: Instance) -> None:

@@ -20,6 +20,18 @@ FeasibilityStatus = Literal["feasible", "infeasible", "unknown"]
 
 
 @dataclass(frozen=True)
+class MoveBudget:
+    """At most ``limit`` move cost: ``sum_i cost[i]·(1 - x_{i,current[i]}) <= limit`` (all integers).
+
+    ``current[i]`` is model ``i``'s GPU now (``None``: a new model, placing it costs nothing).
+    """
+
+    current: tuple[int | None, ...]
+    cost: tuple[int, ...]
+    limit: int
+
+
+@dataclass(frozen=True)
 class FeasibilityQuery:
     """Is there a placement with ``KVPR_g <= target`` (``< target`` if ``strict``) on every GPU?"""
 
@@ -30,6 +42,7 @@ class FeasibilityQuery:
     time_limit_s: float = 60.0
     seed: int = 0
     workers: int = 1
+    move_budget: MoveBudget | None = None  # one more row (re-placement); only assignment backends carry it
 
 
 @dataclass(frozen=True)

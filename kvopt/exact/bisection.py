@@ -57,8 +57,8 @@ from kvopt.bounds import (
     root_lower_bound,
     simple_fraction_between,
 )
-from kvopt.evaluate import check_placement, evaluate, exact_peak_kvpr, format_fraction
-from kvopt.exact.backend import FeasibilityAnswer, FeasibilityBackend, FeasibilityQuery
+from kvopt.evaluate import check_placement, evaluate, format_fraction, objective_peak_exact
+from kvopt.exact.backend import FeasibilityAnswer, FeasibilityBackend, FeasibilityQuery, MoveBudget
 from kvopt.exact.colgen import colgen_lower_bound
 from kvopt.exact.cpsat import CpSatBackend
 from kvopt.exact.milp import MilpBackend
@@ -147,6 +147,17 @@ def _print_progress(event: ExactProgress) -> None:
           file=sys.stderr)
 
 
+def scenario_bound_instance(instance: Instance) -> Instance:
+    """The instance bounds are computed on: itself, or with scenarios the scenario with the largest root bound.
+
+    The worst scenario peak is at least any one scenario's peak, so every lower
+    bound or infeasibility argument of one scenario holds for the worst.
+    """
+    if not instance.scenarios:
+        return instance
+    return max((instance.for_scenario(s) for s in instance.scenarios), key=root_lower_bound)
+
+
 def zero_demand_instance(instance: Instance) -> Instance:
     """The same models and GPUs with every request rate 0: its feasibility at any ``T`` is memory only."""
     models = [Model(m.name, m.size_gb, 0, m.slo) for m in instance.models]
@@ -175,6 +186,8 @@ class _Run:
     backend_seconds: float = 0.0
     time_limit_s: float = 0.0
     stop_reason: str = ""
+    move_budget: MoveBudget | None = None
+    bound_instance: Instance | None = None  # where bounds are computed (a scenario's instance with scenarios)
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -185,7 +198,8 @@ class _Run:
         if self.per_solve_limit_s is not None:
             limit = min(limit, self.per_solve_limit_s)
         query = FeasibilityQuery(instance or self.instance, target, strict, hint=self.best,
-                                 time_limit_s=max(0.01, limit), seed=self.seed, workers=self.workers)
+                                 time_limit_s=max(0.01, limit), seed=self.seed, workers=self.workers,
+                                 move_budget=self.move_budget)
         assert self.backend is not None
         answer = self.backend.backend.check(query)
         self.iterations += 1
@@ -199,7 +213,7 @@ class _Run:
     def accept(self, gpu_of: Sequence[int], target: Fraction | None = None, strict: bool = False) -> bool:
         """Take a backend's placement if it is valid and (when ``target`` is given) meets the target exactly."""
         checked = check_placement(self.instance, tuple(int(g) for g in gpu_of))
-        peak = exact_peak_kvpr(self.instance, checked)
+        peak = objective_peak_exact(self.instance, checked)
         if target is not None and (peak is None or peak > target or (strict and peak == target)):
             return False
         if self.best is None or _better(peak, self.upper):
@@ -215,7 +229,8 @@ def _better(peak: Fraction | None, upper: Fraction | None) -> bool:
 
 def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "highs", time_limit_s: float = 60.0,
                 per_solve_limit_s: float | None = None, warm_start: Placement | Sequence[int] | None = None,
-                seed: int = 0, workers: int = 1, progress: Any = None) -> Result:
+                seed: int = 0, workers: int = 1, progress: Any = None,
+                move_budget: MoveBudget | None = None) -> Result:
     """Minimise the peak KVPR exactly (see the module docstring); ``Result.method == "exact"``.
 
     ``backend``: ``auto`` | ``cpsat`` | ``milp`` | ``setpart``; ``solver`` (``highs`` |
@@ -223,13 +238,26 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     ``details``: ``backend``, ``model``, ``iterations``, ``root_lower_bound``,
     ``solves`` (``(T "p/q", strict, status, seconds)`` per backend call),
     ``start`` (where the warm start came from), ``stop_reason``.
+
+    Re-placement: ``move_budget`` adds the budget row to every query; an instance
+    with scenarios minimises the worst scenario peak (one row per scenario and
+    GPU).  Both restrict or dominate a plain instance, so the bounds stay valid
+    when computed on the scenario with the largest root bound.  Set partitioning
+    carries neither row: ``auto``/``setpart`` then use CP-SAT (said in
+    ``details["backend_choice"]``).
     """
     _check_arguments(backend, solver, time_limit_s, per_solve_limit_s)
     clock = time.perf_counter()
     best, source = start_placement(instance, warm_start)
-    lower = root_lower_bound(instance)
+    bound_instance = scenario_bound_instance(instance)
+    lower = root_lower_bound(bound_instance)
     run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
-               _progress_callback(progress), lower, time_limit_s=time_limit_s)
+               _progress_callback(progress), lower, time_limit_s=time_limit_s, move_budget=move_budget,
+               bound_instance=bound_instance)
+    if (move_budget is not None or instance.scenarios) and backend in ("auto", "setpart"):
+        backend, rows_why = "cpsat", "set partitioning cannot carry the move budget / scenario rows"
+    else:
+        rows_why = ""
     details: dict[str, Any] = {"start": source, "root_lower_bound": format_fraction(lower)}
     if best is not None:
         run.accept(best)
@@ -237,8 +265,8 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     run.backend = make_backend(backend, instance, solver=solver, seed=seed, workers=workers,
                                upper=run.upper if run.best is not None else None)
     details.update(backend=run.backend.name, model=run.backend.model)
-    if run.backend.why:
-        details["backend_choice"] = run.backend.why
+    if run.backend.why or rows_why:
+        details["backend_choice"] = run.backend.why or rows_why
     outcome = _find_placement(run) if run.best is None else None
     if outcome is None and run.upper is None:
         outcome = _find_finite_peak(run)
@@ -273,10 +301,11 @@ def _find_placement(run: _Run) -> str | None:
 
 def _find_finite_peak(run: _Run) -> str | None:
     """The best placement has an infinite peak: is any finite peak possible?"""
-    if is_infinite_bound(run.instance, run.lower):
+    if is_infinite_bound(run.bound_instance, run.lower):
         run.stop_reason = "every placement leaves a GPU with demand and no free memory (bound)"
         return "optimal"
-    ceiling = finite_peak_ceiling(run.instance)
+    ceiling = max(finite_peak_ceiling(run.instance.for_scenario(s)) for s in run.instance.scenarios) \
+        if run.instance.scenarios else finite_peak_ceiling(run.instance)
     answer = run.ask(ceiling, False)
     if answer.status == "infeasible":
         run.stop_reason = "every placement leaves a GPU with demand and no free memory (proven)"
@@ -311,7 +340,7 @@ def _bisect(run: _Run) -> str:
             continue
         target, strict = _next_question(run)
         run.proof_asked = run.proof_asked or strict
-        argument = infeasibility_argument(run.instance, target, strict)
+        argument = infeasibility_argument(run.bound_instance, target, strict)
         if argument is not None:
             run.solves.append((format_fraction(target), strict, f"infeasible ({argument})", 0.0))
             if strict:
@@ -352,7 +381,7 @@ def _raise_by_colgen(run: _Run) -> None:
     if budget <= 0:
         return
     start = time.perf_counter()
-    outcome = colgen_lower_bound(run.instance, upper=run.upper, time_limit_s=budget, rel_tol=COLGEN_REL_TOL)
+    outcome = colgen_lower_bound(run.bound_instance, upper=run.upper, time_limit_s=budget, rel_tol=COLGEN_REL_TOL)
     seconds = time.perf_counter() - start
     if not outcome.certified or outcome.bound <= run.lower:
         return
@@ -382,8 +411,10 @@ def _result(run: _Run, outcome: str, details: dict[str, Any], clock: float) -> R
         details["reason"] = run.stop_reason
         return Result(name, "exact", "unknown", None, None, lower_bound=float(run.lower),
                       lower_bound_exact=run.lower, seconds=seconds, details=details)
+    peak = objective_peak_exact(run.instance, run.best)
     evaluation = evaluate(run.instance, run.best)
-    peak = evaluation.peak_kvpr_exact
+    if run.instance.scenarios:
+        evaluation = replace(evaluation, peak_kvpr=math.inf if peak is None else float(peak))
     if outcome == "optimal":
         bound = peak  # optimal: the bound equals the peak (None = +inf)
         return Result(name, "exact", "optimal", Placement(run.best), evaluation.peak_kvpr, peak,

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_hint,
-                                    verify_at_target)
+                                    verify_answer)
 from kvopt.exact.backend import FeasibilityQuery, TimedBackend, seconds_left
 from kvopt.exact.solvers import CPSAT_STATUS_MAP, configure_cpsat, mapped_status
 from kvopt.model import KvoptError
@@ -43,7 +43,8 @@ class CpSatBackend(TimedBackend):
 
     def answer(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
         instance = query.instance
-        model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
+        model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry,
+                                      move_budget=query.move_budget)
         details: dict[str, Any] = {"model": self.model_name, "max_coef": model.max_coef}
         early = answer_without_solver(query, model, rows, details)
         if early is not None:
@@ -58,7 +59,7 @@ class CpSatBackend(TimedBackend):
             seed=self.seed if self.seed is not None else query.seed)
         details.update(stats, solver_status=status_name)
         status = mapped_status(CPSAT_STATUS_MAP, status_name)
-        if status == "feasible" and not verify_at_target(instance, rows, gpu_of):
+        if status == "feasible" and not verify_answer(instance, model, rows, gpu_of):
             details["reason"] = "solution failed the exact re-check"
             return "unknown", None, details
         return status, gpu_of if status == "feasible" else None, details
@@ -99,12 +100,15 @@ def solve_assignment_cpsat(model: AssignmentData, *, hint: tuple[int, ...] | Non
 
 
 def _add_rows(cp: Any, model: AssignmentData, x: dict[tuple[int, int], Any]) -> None:
-    """Target rows; with ``idle_bonus`` a demand indicator ``y_g`` (``x_ig -> y_g`` for demand models)."""
-    demand = set(model.demand_models)
-    for row in model.rows:
+    """Target rows; with ``idle_bonus`` a demand indicator ``y_g`` (``x_ig -> y_g`` for demand models);
+    the move budget row when there is one."""
+    if model.budget is not None:
+        cp.add(sum(c * x[i, g] for i, g, c in model.budget.terms) >= model.budget.need)
+    for k, row in enumerate(model.rows):
+        demand = set(model.row_demand(row))
         load = sum(c * x[i, row.gpu] for i, c in zip(row.models, row.coefs))
         if row.idle_bonus:
-            loaded = cp.new_bool_var(f"y_{row.gpu}")
+            loaded = cp.new_bool_var(f"y_{k}")
             for i in row.models:
                 if i in demand:
                     cp.add_implication(x[i, row.gpu], loaded)

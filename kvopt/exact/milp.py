@@ -32,7 +32,7 @@ from typing import Any
 import pulp
 
 from kvopt.exact.assignment import (AssignmentData, answer_without_solver, assignment_data, canonical_hint,
-                                    verify_at_target)
+                                    verify_answer)
 from kvopt.exact.backend import MIN_LIMIT_S, FeasibilityQuery, TimedBackend, seconds_left
 from kvopt.exact.solvers import cbc_engine, highs_engine_for_pulp, pulp_status
 from kvopt.model import KvoptError
@@ -59,7 +59,8 @@ class MilpBackend(TimedBackend):
 
     def answer(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict[str, Any]]:
         instance = query.instance
-        model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry)
+        model, rows = assignment_data(instance, query.target, query.strict, symmetry=self.symmetry,
+                                      move_budget=query.move_budget)
         details: dict[str, Any] = {"model": self.model_name, "solver": self.solver, "max_coef": model.max_coef}
         early = answer_without_solver(query, model, rows, details)
         if early is not None:
@@ -73,7 +74,7 @@ class MilpBackend(TimedBackend):
                                                               hint=start_values, seed=query.seed)
         details["solver_status"] = solver_status
         if status == "feasible":
-            if verify_at_target(instance, rows, gpu_of):
+            if verify_answer(instance, model, rows, gpu_of):
                 return "feasible", gpu_of, details
             details["reason"] = "solution failed the exact re-check"
             return "unknown", None, details
@@ -92,19 +93,22 @@ def build_pulp_model(model: AssignmentData) -> tuple[pulp.LpProblem, dict[tuple[
     prob += pulp.lpSum([])
     for i in range(model.num_models):
         prob += pulp.lpSum(x[i, g] for g in model.allowed[i]) == 1, f"one_{i}"
-    demand = set(model.demand_models)
-    for row in model.rows:
+    # Row k of the base rows is GPU k's, so the names y_g / row_g / demand_i_g are unchanged without scenarios.
+    for k, row in enumerate(model.rows):
         if not row.models:
             continue
+        demand = set(model.row_demand(row))
         load = pulp.lpSum(c * x[i, row.gpu] for i, c in zip(row.models, row.coefs))
         if row.idle_bonus:
-            loaded = _binary(prob, f"y_{row.gpu}")
+            loaded = _binary(prob, f"y_{k}")
             for i in row.models:
                 if i in demand:
-                    prob += x[i, row.gpu] <= loaded, f"demand_{i}_{row.gpu}"
-            prob += load + row.idle_bonus * loaded <= row.rhs, f"row_{row.gpu}"
+                    prob += x[i, row.gpu] <= loaded, f"demand_{i}_{k}"
+            prob += load + row.idle_bonus * loaded <= row.rhs, f"row_{k}"
         else:
-            prob += load <= row.rhs, f"row_{row.gpu}"
+            prob += load <= row.rhs, f"row_{k}"
+    if model.budget is not None:
+        prob += pulp.lpSum(c * x[i, g] for i, g, c in model.budget.terms) >= model.budget.need, "move_budget"
     for k, cut in enumerate(model.symmetry):
         if (cut.model, cut.gpu) not in x:
             continue
