@@ -267,6 +267,105 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- re-placement ------------------------------------------------------------------
+def add_replan_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replan", help="re-place a running cluster within a move budget (models carry current_gpu)",
+                       description="Best placement within a move budget, the moves and a safe migration order. "
+                                   "Exit 0 ok, 1 no placement or no safe order, 2 bad input.")
+    p.add_argument("instance", help="instance JSON (models with 'current_gpu'), or a CSV with a current_gpu column")
+    p.add_argument("--max-moves", help="at most K relocated models")
+    p.add_argument("--max-moved-gb", help="at most B GB of weights reloaded (implies --move-cost size)")
+    p.add_argument("--move-cost", default="count", help="count | size (default: count)")
+    p.add_argument("--method", default="auto", help="auto | pipeline | exact (default: auto)")
+    p.add_argument("--backend", default="auto", help="exact backend: auto | cpsat | milp (set partitioning "
+                                                     "cannot carry the budget: auto uses CP-SAT)")
+    p.add_argument("--solver", default="highs", choices=["highs", "cbc"])
+    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
+    p.add_argument("--migration", default="copy", help="copy | stop-start (default: copy)")
+    p.add_argument("--pareto", action="store_true", help="the exact (moves, peak) frontier for K = 0, 1, ...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--gpus", type=int, help="number of GPUs (CSV input only)")
+    p.add_argument("--mem-gb", type=float, default=80)
+    p.add_argument("--out", help="write the placement JSON here")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_replan)
+
+
+def cmd_replan(args: argparse.Namespace) -> int:
+    from kvopt.replan import answer_json, frontier, make_budget, replan
+    from kvopt.replan.core import migration_plan, ReplanAnswer, current_peak
+    from kvopt.replan.migration import check_semantics
+    from kvopt.replan.moves import parse_count, parse_gb
+    from kvopt.replan.text import format_replan
+
+    max_moves = parse_count(args.max_moves, "--max-moves") if args.max_moves is not None else None
+    max_gb = parse_gb(args.max_moved_gb, "--max-moved-gb") if args.max_moved_gb is not None else None
+    budget = make_budget(max_moves=max_moves, max_moved_gb=max_gb, move_cost=args.move_cost)
+    check_semantics(args.migration)
+    if not args.time_limit > 0:
+        raise KvoptError(f"--time-limit: must be > 0, got {args.time_limit}")
+    instance = _load(args)
+    if args.pareto:
+        if budget is not None and budget.cost != "count":
+            raise KvoptError("--pareto walks the number of moves: use --max-moves (not --max-moved-gb)")
+        points, _ = frontier(instance, max_moves=max_moves, backend=args.backend, solver=args.solver,
+                             time_limit_s=args.time_limit, seed=args.seed,
+                             method="exact" if args.method == "auto" else args.method)
+        last = points[-1]
+        plan, error = migration_plan(instance, last, args.migration)
+        answer = ReplanAnswer(last, budget, current_peak(instance), plan, error, points)
+    else:
+        answer = replan(instance, budget, method=args.method, backend=args.backend, solver=args.solver,
+                        time_limit_s=args.time_limit, seed=args.seed, migration=args.migration)
+    payload = answer_json(instance, answer)
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    print(json.dumps(payload, indent=1) if args.json else format_replan(instance, answer))
+    failed = answer.result.placement is None or answer.plan_error is not None
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def add_plan_moves_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan-moves", help="a safe migration order from the current placement to a target",
+                       description="Order the moves from the instance's current placement (current_gpu) to "
+                                   "TARGET (a placement JSON) so that no GPU overflows on the way. Exit 1 "
+                                   "when no order exists.")
+    p.add_argument("instance")
+    p.add_argument("target", help="placement JSON with 'assignment' {model: gpu}")
+    p.add_argument("--migration", default="copy", help="copy | stop-start (default: copy)")
+    p.add_argument("--gpus", type=int)
+    p.add_argument("--mem-gb", type=float, default=80)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan_moves)
+
+
+def cmd_plan_moves(args: argparse.Namespace) -> int:
+    from kvopt.io import load_placement
+    from kvopt.replan import MigrationError, plan_migration
+    from kvopt.replan.migration import check_semantics
+    from kvopt.replan.moves import require_current
+    from kvopt.replan.text import format_plan
+
+    check_semantics(args.migration)
+    instance = _load(args)
+    require_current(instance)
+    target = load_placement(instance, args.target)
+    try:
+        steps = plan_migration(instance, target.gpu_of, args.migration)
+    except MigrationError as exc:
+        if args.json:
+            _print_json({"possible": False, "reason": str(exc)})
+        else:
+            print(f"no safe migration order: {exc}")
+        return EXIT_FAILED
+    plan = [s.as_json() for s in steps]
+    if args.json:
+        _print_json({"possible": True, "migration": args.migration, "plan": plan})
+    else:
+        print(format_plan(plan) if plan else "nothing to move")
+    return EXIT_OK
+
+
 # -- suites ------------------------------------------------------------------------
 def add_generate_parser(sub: argparse._SubParsersAction) -> None:
     from kvopt.suites import SUITES
@@ -513,7 +612,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 PARSERS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
-    add_solve_parser, add_check_parser, add_generate_parser, add_suites_parser, add_export_parser,
+    add_solve_parser, add_check_parser, add_replan_parser, add_plan_moves_parser, add_generate_parser, add_suites_parser, add_export_parser,
     add_reference_parser, add_evaluate_parser, add_report_parser, add_regress_parser,
 )
 

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "kvopt.exact.candidates"),
     ("kvopt.exact.bisection", "kvopt.exact.export", "kvopt.exact"),
     ("kvopt.exact.reference", "kvopt.lns"),
-    ("kvopt.solve",),
+    ("kvopt.solve", "kvopt.replan.*"),
     ("kvopt.bench.*",),
     ("kvopt.cli", "kvopt.__main__", "kvopt"),
 )
