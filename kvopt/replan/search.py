@@ -113,7 +113,8 @@ def candidate_changes(state: ReplanState, budget: float) -> list[Change]:
     """Relocations and swaps off the peak GPUs, and budget-neutral relocate-and-return pairs."""
     num_gpus = len(state.caps)
     peak = state.worst.max()
-    peak_gpus = [g for g in range(num_gpus) if state.worst[g] >= peak - 1e-12 * max(1.0, peak)]
+    level = peak if math.isinf(peak) else peak - 1e-12 * max(1.0, peak)
+    peak_gpus = [g for g in range(num_gpus) if state.worst[g] >= level]
     members: list[list[int]] = [[] for _ in range(num_gpus)]
     for i, g in enumerate(state.gpu_of):
         members[g].append(i)
