@@ -293,13 +293,14 @@ def add_replan_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replan(args: argparse.Namespace) -> int:
     from kvopt.replan import answer_json, frontier, make_budget, replan
-    from kvopt.replan.core import migration_plan, ReplanAnswer, current_peak
+    from kvopt.replan.core import ReplanAnswer, current_peak, migration_plan
     from kvopt.replan.migration import check_semantics
-    from kvopt.replan.moves import parse_count, parse_gb
+    from kvopt.replan.moves import parse_budget_option
     from kvopt.replan.text import format_replan
 
-    max_moves = parse_count(args.max_moves, "--max-moves") if args.max_moves is not None else None
-    max_gb = parse_gb(args.max_moved_gb, "--max-moved-gb") if args.max_moved_gb is not None else None
+    max_moves = parse_budget_option(args.max_moves, "--max-moves", True) if args.max_moves is not None else None
+    max_gb = parse_budget_option(args.max_moved_gb, "--max-moved-gb", False) \
+        if args.max_moved_gb is not None else None
     budget = make_budget(max_moves=max_moves, max_moved_gb=max_gb, move_cost=args.move_cost)
     check_semantics(args.migration)
     if not args.time_limit > 0:

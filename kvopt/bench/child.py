@@ -271,7 +271,8 @@ def run(job: dict) -> dict:
     if len(set(gpu_mem)) == 1 and job["kind"] == "file":
         # Prism programs read the module-level GPU_MEM_SIZE at call time.
         module.GPU_MEM_SIZE = gpu_mem[0]
-    originals = [Model(m["model_name"], m["model_size"], m["req_rate"], m["slo"]) for m in job["models"]]
+    originals = [Model(m["model_name"], m["model_size"], m["req_rate"], m["slo"], m.get("cur_gpu_id"))
+                 for m in job["models"]]
     models_arg = list(originals)  # the program may sort or edit its list freely
     kwargs = {"gpu_mem": list(gpu_mem)} if accepts_gpu_mem else {}
     placement, seconds = timed_call(lambda: fn(gpu_num, models_arg, **kwargs), fn)

@@ -217,8 +217,8 @@ def program_job(spec: ProgramSpec, instance: Instance) -> dict[str, Any]:
         "mode": "run", "kind": spec.kind, "target": spec.target, "sys_path": program_sys_path(spec),
         "gpu_num": instance.num_gpus,
         "gpu_mem": list(instance.gpu_mem_gb),
-        "models": [{"model_name": m.name, "model_size": m.size_gb, "req_rate": m.req_rate, "slo": m.slo}
-                   for m in instance.models],
+        "models": [{"model_name": m.name, "model_size": m.size_gb, "req_rate": m.req_rate, "slo": m.slo,
+                    "cur_gpu_id": m.current_gpu} for m in instance.models],
         "instance": instance_to_dict(instance),
     }
 

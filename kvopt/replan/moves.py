@@ -62,24 +62,16 @@ def make_budget(*, max_moves: Any = None, max_moved_gb: Any = None, move_cost: s
     return None
 
 
-def parse_count(text: str, option: str) -> int:
-    """An integer option given as text (``--max-moves 2``); ``KvoptError`` naming the option otherwise."""
+def parse_budget_option(text: str, option: str, integer: bool) -> int | float:
+    """A budget option given as text (``--max-moves 2``, ``--max-moved-gb 40``): non-negative, finite,
+    an integer when ``integer``; ``KvoptError`` naming the option otherwise."""
+    kind = "integer" if integer else "number of GB"
     try:
-        value = int(text)
+        value: int | float = int(text) if integer else float(text)
     except ValueError:
-        raise KvoptError(f"{option}: must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise KvoptError(f"{option}: must be a non-negative integer, got {text!r}")
-    return value
-
-
-def parse_gb(text: str, option: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise KvoptError(f"{option}: must be a non-negative number of GB, got {text!r}") from None
+        raise KvoptError(f"{option}: must be a non-negative {kind}, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise KvoptError(f"{option}: must be a non-negative number of GB, got {text!r}")
+        raise KvoptError(f"{option}: must be a non-negative {kind}, got {text!r}")
     return value
 
 
