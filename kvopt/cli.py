@@ -269,25 +269,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 # -- re-placement ------------------------------------------------------------------
 def add_replan_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replan", help="re-place a running cluster within a move budget (models carry current_gpu)",
-                       description="Best placement within a move budget, the moves and a safe migration order. "
-                                   "Exit 0 ok, 1 no placement or no safe order, 2 bad input.")
-    p.add_argument("instance", help="instance JSON (models with 'current_gpu'), or a CSV with a current_gpu column")
-    p.add_argument("--max-moves", help="at most K relocated models")
-    p.add_argument("--max-moved-gb", help="at most B GB of weights reloaded (implies --move-cost size)")
-    p.add_argument("--move-cost", default="count", help="count | size (default: count)")
-    p.add_argument("--method", default="auto", help="auto | pipeline | exact (default: auto)")
-    p.add_argument("--backend", default="auto", help="exact backend: auto | cpsat | milp (set partitioning "
-                                                     "cannot carry the budget: auto uses CP-SAT)")
-    p.add_argument("--solver", default="highs", choices=["highs", "cbc"])
-    p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
-    p.add_argument("--migration", default="copy", help="copy | stop-start (default: copy)")
-    p.add_argument("--pareto", action="store_true", help="the exact (moves, peak) frontier for K = 0, 1, ...")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--gpus", type=int, help="number of GPUs (CSV input only)")
-    p.add_argument("--mem-gb", type=float, default=80)
-    p.add_argument("--out", help="write the placement JSON here")
-    p.add_argument("--json", action="store_true")
+    from kvopt.exact.bisection import SOLVERS
+    from kvopt.replan import REPLAN_METHODS, SEMANTICS
+    from kvopt.replan.moves import MOVE_COSTS
+
+    p = _parser(sub, "replan", "re-place a running cluster within a move budget",
+                "Best placement within a move budget for an instance whose models carry 'current_gpu' "
+                "(and optionally 'scenarios'): the moves, the peak before and after, and a migration order "
+                "that never overflows a GPU. Exit 0 ok, 1 no placement or no safe order, 2 bad input.")
+    _add_instance_arguments(p)
+    p.add_argument("--max-moves", metavar="K", help="at most K relocated models (no budget when absent)")
+    p.add_argument("--max-moved-gb", metavar="GB", help="at most GB of weights reloaded (move cost = size)")
+    p.add_argument("--move-cost", default="count", choices=list(MOVE_COSTS),
+                   help="count: one per moved model; size: its GB (use with --max-moved-gb)")
+    p.add_argument("--method", default="auto", choices=list(REPLAN_METHODS),
+                   help="pipeline: budget-aware local search; exact: bisection with the budget row "
+                        "(proven); auto: exact up to 40 models")
+    p.add_argument("--backend", default="auto", choices=["auto", "cpsat", "milp"],
+                   help="exact backend (set partitioning cannot carry the budget: auto uses CP-SAT)")
+    p.add_argument("--solver", default="highs", choices=list(SOLVERS), help="MILP solver of --backend milp")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds per exact solve")
+    p.add_argument("--migration", default="copy", choices=list(SEMANTICS),
+                   help="copy: a moved model holds memory on both GPUs until loaded; stop-start: freed first")
+    p.add_argument("--pareto", action="store_true",
+                   help="the exact (moves, peak) frontier for K = 0, 1, ... up to K* (or --max-moves)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the exact backend")
+    p.add_argument("--out", metavar="FILE", help="also write the placement JSON to FILE")
+    p.add_argument("--json", action="store_true", help="print the placement JSON instead of the tables")
     p.set_defaults(func=cmd_replan)
 
 
@@ -305,6 +313,7 @@ def cmd_replan(args: argparse.Namespace) -> int:
     check_semantics(args.migration)
     if not args.time_limit > 0:
         raise KvoptError(f"--time-limit: must be > 0, got {args.time_limit}")
+    out = output_file(args.out) if args.out else None
     instance = _load(args)
     if args.pareto:
         if budget is not None and budget.cost != "count":
@@ -319,24 +328,24 @@ def cmd_replan(args: argparse.Namespace) -> int:
         answer = replan(instance, budget, method=args.method, backend=args.backend, solver=args.solver,
                         time_limit_s=args.time_limit, seed=args.seed, migration=args.migration)
     payload = answer_json(instance, answer)
-    if args.out:
-        Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    if out is not None:
+        out.write_text(json.dumps(payload, indent=1) + "\n")
     print(json.dumps(payload, indent=1) if args.json else format_replan(instance, answer))
     failed = answer.result.placement is None or answer.plan_error is not None
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def add_plan_moves_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan-moves", help="a safe migration order from the current placement to a target",
-                       description="Order the moves from the instance's current placement (current_gpu) to "
-                                   "TARGET (a placement JSON) so that no GPU overflows on the way. Exit 1 "
-                                   "when no order exists.")
-    p.add_argument("instance")
+    from kvopt.replan import SEMANTICS
+
+    p = _parser(sub, "plan-moves", "a safe migration order from the current placement to a target",
+                "Order the moves from the instance's current placement (current_gpu) to TARGET (a placement "
+                "JSON) so that no GPU overflows on the way. Exit 1 when no order exists.")
+    _add_instance_arguments(p)
     p.add_argument("target", help="placement JSON with 'assignment' {model: gpu}")
-    p.add_argument("--migration", default="copy", help="copy | stop-start (default: copy)")
-    p.add_argument("--gpus", type=int)
-    p.add_argument("--mem-gb", type=float, default=80)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--migration", default="copy", choices=list(SEMANTICS),
+                   help="copy: a moved model holds memory on both GPUs until loaded; stop-start: freed first")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan_moves)
 
 
