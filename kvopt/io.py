@@ -241,6 +241,9 @@ def result_to_json(instance: Instance, result: Result) -> dict[str, Any]:
     if result.lower_bound_exact is not None:
         out["lower_bound_exact"] = format_fraction(result.lower_bound_exact)
     out["gap"] = _json_float(result.gap)
+    if result.gap is not None:
+        # The bound is the optimum only when the optimum is proven.
+        out["gap_against"] = "optimum" if result.status == "optimal" else "lower bound"
     out["seconds"] = round(result.seconds, 6)
     for key, value in result.details.items():
         out.setdefault(key, value)

@@ -259,6 +259,9 @@ def test_solve_labels_its_gap(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert main(["solve", path, "--method", "greedy"]) == 0
     out = capsys.readouterr().out
     assert "status       feasible" in out and "(against the lower bound; optimum not proven)" in out
+    for method, against in (("exact", "optimum"), ("greedy", "lower bound")):
+        assert main(["solve", path, "--method", method, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["gap_against"] == against
 
 
 # -- progress -----------------------------------------------------------------------------
