@@ -67,6 +67,7 @@ def test_load_cases_is_in_memory(tmp_path: Path) -> None:
     ('{"cases": {"g1": {"status": "optimal", "value": "one sixth"}}}', r"case 'g1': field 'value': expected"),
     ('{"cases": {"g1": {"status": "optimal", "value": "1/0"}}}', r"case 'g1': field 'value': expected"),
     ('{"cases": {"g1": {"status": "optimal", "value": "-1/6"}}}', r"case 'g1': field 'value': must be >= 0"),
+    ('{"cases": {"g1": {"status": "optimal"}}}', r"case 'g1': status 'optimal' needs a 'value'"),
     ('{"cases": {"g1": {"status": "optimal", "value": "1/6", "lower_bound": [1]}}}',
      r"case 'g1': field 'lower_bound': expected"),
 ])

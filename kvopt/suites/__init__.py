@@ -168,6 +168,8 @@ def parse_reference(data: Any, where: str) -> dict[str, dict[str, Any]]:
                              f"{', '.join(REFERENCE_STATUSES)}, got {entry.get('status')!r}")
         for key in ("value", "lower_bound"):
             _check_fraction_field(entry.get(key), f"{where}: case {case!r}: field {key!r}")
+        if entry["status"] in ("optimal", "feasible") and entry.get("value") is None:
+            raise KvoptError(f"{where}: case {case!r}: status {entry['status']!r} needs a 'value'")
         out[str(case)] = dict(entry)
     return out
 
