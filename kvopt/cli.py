@@ -481,6 +481,55 @@ def cmd_reference(args: argparse.Namespace) -> int:
 
 
 # -- evaluation of programs, reports, regressions ----------------------------------
+def add_containment_options(p: argparse.ArgumentParser) -> None:
+    """Limits and isolation of untrusted program calls (evaluate, report)."""
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="wall seconds per program call, load included (default: 10)")
+    p.add_argument("--memory-mb", type=int, default=2048,
+                   help="memory per program call in MB, all its processes together (default: 2048; "
+                        "from 256 to this machine's memory)")
+    p.add_argument("--isolation", choices=["auto", "namespaces", "landlock", "none"], default="auto",
+                   help="containment of program calls: bubblewrap namespaces (+ Landlock), Landlock only, or "
+                        "none; auto = the strongest available, and an error if there is none (default: auto)")
+    p.add_argument("--no-isolation", action="store_true",
+                   help="run programs without containment (same as --isolation none; only for trusted code)")
+
+
+def limits_from(args: argparse.Namespace):
+    """The per-call ``Limits`` of the options (validated: exit 2 on nonsense)."""
+    from kvopt.bench.sandbox import Limits
+
+    return Limits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+
+
+def isolation_from(args: argparse.Namespace) -> str:
+    return "none" if args.no_isolation else args.isolation
+
+
+def report_interruption(stop: Any) -> int:
+    """A partial summary on stderr for a run stopped by Ctrl-C/SIGTERM; the exit code 128 + signal."""
+    from kvopt.bench.report import summary_table
+    from kvopt.tables import format_table
+
+    document = stop.document
+    done = sum(1 for r in document["cases"] if r["role"] == "method")
+    print(f"kvopt: interrupted by {document['interrupted']}: {done} case(s) finished; running calls were killed.",
+          file=sys.stderr)
+    if done:
+        print(format_table(*summary_table(document), align="lrrrrrrrrr"), file=sys.stderr)
+    return stop.exit_code
+
+
+def integrity_exit(document: Any) -> int | None:
+    from kvopt.bench.evaluate import integrity_problem
+
+    problem = integrity_problem(document)
+    if problem is None:
+        return None
+    print(f"kvopt: error: {problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a placement program against proven optima",
                        description="Run PROGRAM on every case of the suites (each call in a separate, limited "
@@ -490,9 +539,7 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                                    "a kvopt heuristic name (greedy, pipeline), or pkg.module:function")
     p.add_argument("--suite", action="append", help="suite name or folder of instance files "
                                                     "(repeatable; default: adrs50)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per case (default: 10)")
-    p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per case in MB "
-                                                               "(default: 2048; 0 = none)")
+    add_containment_options(p)
     p.add_argument("--solve-missing", action="store_true",
                    help="solve cases without a stored reference optimum exactly (slow on big cases)")
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
@@ -506,22 +553,26 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kvopt.bench.evaluate import all_valid, evaluate_program, evaluation_json, format_evaluation
-    from kvopt.bench.executors import make_executor
+    from kvopt.bench.executors import interrupts_raise, make_executor
     from kvopt.bench.progress import progress_wanted
-    from kvopt.bench.results import dumps
+    from kvopt.bench.results import RunInterrupted, dumps
     from kvopt.bench.runner import RunSettings
-    from kvopt.bench.sandbox import Limits
 
     if args.jobs is not None and args.jobs < 1:
         raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
-    if args.timeout <= 0:
-        raise KvoptError(f"--timeout: must be > 0, got {args.timeout}")
-    settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
-                           exact_time_limit_s=args.time_limit)
-    document = evaluate_program(args.program, args.suite or ["adrs50"], settings,
-                                executor=make_executor(args.executor, args.jobs, args.address),
-                                progress=progress_wanted(args.json), solve_missing=args.solve_missing)
+    settings = RunSettings(limits_from(args), exact_time_limit_s=args.time_limit)
+    try:
+        with interrupts_raise():
+            document = evaluate_program(args.program, args.suite or ["adrs50"], settings,
+                                        isolation=isolation_from(args),
+                                        executor=make_executor(args.executor, args.jobs, args.address),
+                                        progress=progress_wanted(args.json), solve_missing=args.solve_missing)
+    except RunInterrupted as stop:
+        return report_interruption(stop)
     print(dumps(evaluation_json(document)) if args.json else format_evaluation(document))
+    failed = integrity_exit(document)
+    if failed is not None:
+        return failed
     return EXIT_OK if all_valid(document) else EXIT_FAILED
 
 
@@ -534,8 +585,7 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--programs", default="", help="comma-separated program files or pkg.module:function")
     p.add_argument("--suite", action="append", help="suite name or folder (repeatable; default: adrs50)")
     p.add_argument("--out", required=True, help="output folder, e.g. reports/adrs50")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per program call (default: 10)")
-    p.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program call in MB")
+    add_containment_options(p)
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per exact solve (default: 60)")
     p.add_argument("--jobs", type=int, help="cases run in parallel (default: min(2, CPUs))")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
@@ -548,32 +598,33 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from kvopt.bench.executors import make_executor
+    from kvopt.bench.evaluate import judge
+    from kvopt.bench.executors import interrupts_raise, make_executor
     from kvopt.bench.journal import JournaledExecutor, journal_path
     from kvopt.bench.progress import progress_wanted
     from kvopt.bench.report import summary_table, write_report
-    from kvopt.bench.results import dumps, run_benchmark
-    from kvopt.bench.runner import RunSettings, method_from_name, method_from_program
-    from kvopt.bench.sandbox import Limits
+    from kvopt.bench.results import RunInterrupted, dumps
+    from kvopt.bench.runner import RunSettings
     from kvopt.tables import format_table
 
     output_folder(args.out)
     if args.jobs is not None and args.jobs < 1:
         raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
-    settings = RunSettings(Limits(timeout_s=args.timeout, memory_mb=args.memory_mb),
-                           exact_time_limit_s=args.time_limit)
+    settings = RunSettings(limits_from(args), exact_time_limit_s=args.time_limit)
     method_names = [m.strip() for m in args.methods.split(",") if m.strip()]
     program_names = [p.strip() for p in args.programs.split(",") if p.strip()]
-    methods = [method_from_name(m) for m in method_names]
-    methods += [method_from_program(p, settings.limits) for p in program_names]
     suites = args.suite or ["adrs50"]
     command = " ".join(["kvopt report", *[f"--suite {s}" for s in suites], f"--methods {','.join(method_names)}",
                         *([f"--programs {','.join(program_names)}"] if program_names else []), f"--out {args.out}"])
     # Every finished case goes to <out>/results.jsonl at once, so an interrupted run can --resume.
     executor = JournaledExecutor.open(make_executor(args.executor, args.jobs, args.address),
                                       journal_path(args.out), resume=args.resume)
-    document = run_benchmark(suites, methods, settings, executor=executor,
-                             progress=progress_wanted(args.json), command=command)
+    try:
+        with interrupts_raise():
+            document = judge(suites, method_names, program_names, settings, isolation=isolation_from(args),
+                             executor=executor, progress=progress_wanted(args.json), command=command)
+    except RunInterrupted as stop:
+        return report_interruption(stop)
     paths = write_report(document, args.out)
     if args.json:
         print(dumps({"summary": document["summary"], "by_suite": document["by_suite"],
@@ -582,7 +633,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(format_table(*summary_table(document), align="lrrrrrrrrrr"))
         print(f"\nwrote {args.out}/report.md, report.html, results.json, results.csv, results.jsonl "
               f"({document['wall_seconds']:.1f} s)")
-    return EXIT_OK
+    failed = integrity_exit(document)
+    return EXIT_OK if failed is None else failed
 
 
 def add_regress_parser(sub: argparse._SubParsersAction) -> None:

@@ -9,11 +9,17 @@ take heterogeneous GPUs (no ``gpu_mem`` keyword) skip heterogeneous cases.
 from __future__ import annotations
 
 import math
+import sys
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
 from kvopt.bench.executors import Executor
-from kvopt.bench.results import method_records, run_benchmark
-from kvopt.bench.runner import RunSettings, method_from_program
+from kvopt.bench.programs import probe_program, resolve_program
+from kvopt.bench.results import RunInterrupted, method_records, run_benchmark
+from kvopt.bench.runner import MethodSpec, RunSettings, method_from_name, method_from_spec
+from kvopt.bench.sandbox import sweep_stale
+from kvopt.bench.trust import TrustedState, changed_code, load_trusted
+from kvopt.bench.isolation import NO_ISOLATION_WARNING, describe, resolve_isolation
 from kvopt.model import KvoptError
 from kvopt.tables import format_table
 
@@ -22,29 +28,87 @@ SUMMARY_KEYS = ("cases", "valid", "optimal", "mean_gap", "median_gap", "max_gap"
                 "score_bounded", "seconds", "missing_references")
 
 
-def evaluate_program(
-    program: str,
-    suites: Sequence[str] = DEFAULT_SUITES,
+def judge(
+    suites: Sequence[str],
+    method_names: Sequence[str] = (),
+    programs: Sequence[str] = (),
     settings: RunSettings | None = None,
     *,
+    isolation: str = "auto",
     executor: Executor | None = None,
     progress: bool = False,
     solve_missing: bool = False,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Run ``program`` on the suites; the results document (``kvopt.bench.results``).
+    """Run built-in methods and untrusted programs on the suites; the results document.
 
-    Raises ``KvoptError`` (bad input) for a missing/unloadable program, an unknown
-    suite, or when the program can run on none of the cases.
+    Trusted state first (``kvopt.bench.trust``): the suites, references and
+    scoring code are loaded and fingerprinted before any program is probed; each
+    program call is contained at ``isolation`` (resolved once here, recorded in
+    ``settings.isolation``).  The document gets ``trusted`` (fingerprints) and
+    ``integrity`` (kvopt's files unchanged after the run).  Raises ``KvoptError``
+    for bad input and ``RunInterrupted`` (with the finished cases) on a signal.
     """
     settings = settings or RunSettings()
-    method = method_from_program(program, settings.limits)
-    document = run_benchmark(suites, [method], settings, executor=executor, progress=progress,
-                             solve_missing=solve_missing, command=command)
-    if not method_records(document, method.name):
+    sweep_stale()
+    state = load_trusted(suites)
+    methods: list[MethodSpec] = [method_from_name(name) for name in method_names]
+    specs = [resolve_program(text) for text in programs]
+    if any(spec.kind != "heuristic" for spec in specs) and settings.limits.isolation is None:
+        settings = replace(settings, limits=replace(settings.limits, isolation=resolve_isolation(isolation)))
+        if settings.limits.isolation.level == "none":
+            print(NO_ISOLATION_WARNING, file=sys.stderr)
+    methods += [method_from_spec(spec, probe_program(spec, settings.limits)) for spec in specs]
+    try:
+        document = run_benchmark(state.suites, methods, settings, executor=executor, progress=progress,
+                                 solve_missing=solve_missing, command=command)
+    except RunInterrupted as stop:
+        seal(stop.document, state)
+        raise
+    return seal(document, state)
+
+
+def seal(document: dict[str, Any], state: TrustedState) -> dict[str, Any]:
+    """Add the fingerprints and the after-run integrity check to a results document."""
+    changed = changed_code(state)
+    document["trusted"] = state.to_json()
+    document["integrity"] = {"ok": not changed, "changed_files": changed}
+    return document
+
+
+def evaluate_program(
+    program: str,
+    suites: Sequence[str] = DEFAULT_SUITES,
+    settings: RunSettings | None = None,
+    *,
+    isolation: str = "auto",
+    executor: Executor | None = None,
+    progress: bool = False,
+    solve_missing: bool = False,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run ``program`` on the suites (``judge``); the results document.
+
+    Raises ``KvoptError`` (bad input) for a missing/unloadable program, an unknown
+    suite, missing containment, or when the program can run on none of the cases.
+    """
+    document = judge(suites, (), [program], settings, isolation=isolation, executor=executor, progress=progress,
+                     solve_missing=solve_missing, command=command)
+    method = document["methods"][0]["name"]
+    if not method_records(document, method):
         reasons = sorted({s["reason"] for s in document["skipped"]})
         raise KvoptError(f"{program}: no case to run ({'; '.join(reasons) or 'the suites are empty'})")
     return document
+
+
+def integrity_problem(document: Mapping[str, Any]) -> str | None:
+    """The loud message for a run during which kvopt's own files changed, else ``None``."""
+    integrity = document.get("integrity") or {}
+    if integrity.get("ok", True):
+        return None
+    files = ", ".join(integrity.get("changed_files", [])[:5])
+    return (f"kvopt's own files changed during the run ({files}): a program escaped its containment or ran "
+            "without it. These results cannot be trusted; reinstall kvopt before the next run.")
 
 
 def evaluation_json(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,7 +118,9 @@ def evaluation_json(document: Mapping[str, Any]) -> dict[str, Any]:
     out_summary = {key: summary[key] for key in SUMMARY_KEYS}
     out_summary.update({"program": method, "failures": summary["failures"],
                         "skipped": len(document["skipped"]), "wall_seconds": document["wall_seconds"],
-                        "suites": [s["key"] for s in document["suites"]]})
+                        "suites": [s["key"] for s in document["suites"]],
+                        "isolation": document["settings"].get("isolation"),
+                        "integrity": document.get("integrity"), "interrupted": document.get("interrupted")})
     cases = []
     for r in method_records(document, method):
         cases.append({
@@ -117,5 +183,7 @@ def format_evaluation(document: Mapping[str, Any]) -> str:
         f"score_legacy   {s['score_legacy']:.6g}   (1/mean(peak) + success rate)",
         f"score_bounded  {s['score_bounded']:.6g}   (mean 1/(1+peak), failures 0)",
         f"time           {s['seconds']:.3f} s in the program, {s['wall_seconds']:.1f} s wall",
+        f"isolation      {describe(s['isolation'])}",
     ]
     return "\n".join(lines)
+

@@ -14,9 +14,13 @@ caller turns into a failed record (``kvopt.bench.runner.run_tasks``).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar
 
@@ -46,6 +50,64 @@ class WorkerFailure:
 
     reason: str
     attempts: int
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM arrived: stop the batch at once (``signum`` says which).
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that no ``except Exception``
+    on the way swallows it.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """While active (main thread only), SIGINT and SIGTERM raise ``Interrupted``; the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux ``PR_SET_PDEATHSIG``)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the evaluator's own signal handling still stops the pool
+        pass
+
+
+def init_worker() -> None:
+    """Pool workers leave Ctrl-C and SIGTERM to the evaluator (which kills them) and die with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent()
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Kill every worker now (running calls die with them) and drop the queue, without waiting.
+
+    ``ProcessPoolExecutor`` has no public way to kill its workers before Python 3.14.
+    """
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError):
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -99,11 +161,16 @@ def call_with_retry(fn: Callable[[T], R], task: T) -> R | WorkerFailure:
 def run_isolated(fn: Callable[[T], R], task: T, context: Any) -> R | WorkerFailure:
     """``fn(task)`` alone in a fresh worker process, or a ``WorkerFailure`` if it raised or
     the worker died (no other task shares the process, so the failure is this task's own)."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        try:
-            return pool.submit(fn, task).result()
-        except Exception as exc:  # noqa: BLE001 - includes BrokenProcessPool (the worker died)
-            return WorkerFailure(failure_reason(exc), MAX_ATTEMPTS)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=init_worker)
+    try:
+        result: R | WorkerFailure = pool.submit(fn, task).result()
+    except Exception as exc:  # noqa: BLE001 - includes BrokenProcessPool (the worker died)
+        result = WorkerFailure(failure_reason(exc), MAX_ATTEMPTS)
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown()
+    return result
 
 
 @dataclass(frozen=True)
@@ -126,7 +193,9 @@ class LocalExecutor:
             return
         context = multiprocessing.get_context("fork")
         to_retry: list[T] = []
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=context,
+                                   initializer=init_worker)
+        try:
             pending: dict[Future, T] = {pool.submit(fn, task): task for task in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -136,6 +205,10 @@ class LocalExecutor:
                         yield task, future.result()
                     else:
                         to_retry.append(task)
+        except BaseException:  # Interrupted, KeyboardInterrupt, GeneratorExit: stop within moments
+            stop_pool(pool)
+            raise
+        pool.shutdown()
         for task in to_retry:
             yield task, run_isolated(fn, task, context)
 
@@ -184,6 +257,16 @@ class RayExecutor:
         fn_ref = ray.put(fn)
         # ref -> (task, attempt number)
         pending: dict[Any, tuple[T, int]] = {remote_call.remote(fn_ref, task): (task, 1) for task in tasks}
+        try:
+            yield from self._collect(ray, remote_call, fn_ref, pending)
+        except BaseException:  # interrupted: running tasks are killed, queued ones dropped
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+    @staticmethod
+    def _collect(ray: Any, remote_call: Any, fn_ref: Any,
+                 pending: dict[Any, tuple[T, int]]) -> Iterator[tuple[T, R | WorkerFailure]]:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:

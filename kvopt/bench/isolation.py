@@ -56,16 +56,25 @@ class Isolation:
     landlock_abi: int = 0
     tree_limits: str = "rlimit"
 
-    def describe(self) -> str:
-        parts = {"namespaces": "bubblewrap namespaces", "landlock": "Landlock only", "none": "NONE"}[self.level]
-        if self.level == "namespaces" and self.landlock_abi:
-            parts += f" + Landlock ABI {self.landlock_abi}"
-        if self.level != "none":
-            parts += f"; tree limits: {self.tree_limits}"
-        return parts
-
     def to_json(self) -> dict[str, object]:
         return {"level": self.level, "landlock_abi": self.landlock_abi, "tree_limits": self.tree_limits}
+
+
+NO_ISOLATION_WARNING = ("kvopt: warning: --no-isolation: programs run without containment; they can read and "
+                        "write your files, reach the network and kill the evaluator. Only for code you trust.")
+
+
+def describe(isolation: dict[str, object] | None) -> str:
+    """One line for people from ``Isolation.to_json()``: how the program's calls were contained."""
+    if not isolation:
+        return "not needed (built-in methods only, run in-process)"
+    level = isolation["level"]
+    if level == "none":
+        return "NONE (--no-isolation: the program ran uncontained)"
+    text = "bubblewrap namespaces" if level == "namespaces" else "Landlock only (no user namespaces)"
+    if level == "namespaces" and isolation.get("landlock_abi"):
+        text += f" + Landlock ABI {isolation['landlock_abi']}"
+    return f"{text}; tree limits: {isolation.get('tree_limits')}"
 
 
 def bwrap_binary() -> str | None:

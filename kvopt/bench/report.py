@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from kvopt.bench import plots
+from kvopt.bench.isolation import describe
 from kvopt.bench.results import write_results
 
 CSV_COLUMNS = ("suite", "case", "method", "kind", "role", "num_models", "num_gpus", "valid", "failure", "reason",
@@ -216,6 +217,14 @@ def write_csv(document: Mapping[str, Any], path: Path) -> Path:
 
 
 # -- markdown ------------------------------------------------------------------------
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+!|~"})
+
+
+def md_text(text: Any) -> str:
+    """Text shown literally in Markdown: no emphasis, links, raw HTML or table breaks from a program's words."""
+    return str(text).replace("\n", " ").translate(_MD_SPECIAL)
+
+
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def esc(text: str) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
@@ -231,6 +240,7 @@ def header_lines(document: Mapping[str, Any], code: Callable[[str], str] = lambd
     lines = [f"Suites: {suites}.", f"Methods: {', '.join(method_names(document))}.",
              f"Program limits: {settings['timeout_s']:g} s and {settings['memory_mb']} MB per case; "
              f"exact time limit {settings['exact_time_limit_s']:g} s per case.",
+             f"Isolation of programs: {describe(settings.get('isolation'))}.",
              f"Wall time: {float(document['wall_seconds']):.1f} s."]
     if document.get("command"):
         lines.append(f"Command: {code(document['command'])}")
@@ -270,10 +280,10 @@ def markdown_report(document: Mapping[str, Any], image_paths: Mapping[str, str])
     failed = failures(document)
     if failed:
         parts += ["", "## Failures", ""]
-        parts += [f"- {r['suite']}/{r['case']} — {r['method']}: {r['reason']}" for r in failed]
+        parts += [f"- {r['suite']}/{r['case']} — {r['method']}: {md_text(r['reason'])}" for r in failed]
     if document.get("skipped"):
         parts += ["", "## Skipped", ""]
-        parts += [f"- {s['suite']}/{s['case']} — {s['method']}: {s['reason']}" for s in document["skipped"]]
+        parts += [f"- {s['suite']}/{s['case']} — {s['method']}: {md_text(s['reason'])}" for s in document["skipped"]]
     parts += ["", "## Plots", ""]
     for name, title in PLOTS:
         if name in image_paths:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import replace
@@ -31,7 +32,7 @@ from kvopt import __version__
 from kvopt.bench.cases import SuiteCases, load_all, missing_reference_cases, missing_reference_warnings
 from kvopt.bench.executors import Executor, LocalExecutor, default_jobs
 from kvopt.bench.progress import Progress
-from kvopt.bench.runner import MethodSpec, RunSettings, build_tasks, run_tasks
+from kvopt.bench.runner import BatchInterrupted, MethodSpec, RunSettings, build_tasks, run_tasks
 from kvopt.bench.scoring import attach_gaps, choose_references, summaries_by_method, summaries_by_suite
 from kvopt.io import read_json
 from kvopt.model import KvoptError
@@ -43,8 +44,22 @@ def _print_warning(line: str) -> None:
     print(line, file=sys.stderr)
 
 
+class RunInterrupted(Exception):
+    """``run_benchmark`` was stopped by a signal: ``document`` holds the cases that finished."""
+
+    def __init__(self, document: dict[str, Any], signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.document = document
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal: 130 for Ctrl-C, 143 for SIGTERM, as shells report them."""
+        return 128 + self.signum
+
+
 def run_benchmark(
-    suite_names: Sequence[str],
+    suite_names: Sequence[str] | Sequence[SuiteCases],
     methods: Sequence[MethodSpec],
     settings: RunSettings,
     *,
@@ -57,6 +72,9 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run every method on every case of the suites and return the results document.
 
+    ``suite_names`` may be names (loaded here) or suites already loaded
+    (``kvopt.bench.trust.load_trusted``).  On SIGINT/SIGTERM raises
+    ``RunInterrupted`` with the document of the cases that finished.
     ``warn`` receives one line per suite with cases lacking a stored reference
     (default: printed to stderr — a missing reference must not pass unnoticed).
 
@@ -69,7 +87,9 @@ def run_benchmark(
     if len(set(names)) != len(names):
         raise KvoptError(f"methods: each method may appear once, got {', '.join(names)}")
     start = time.perf_counter()
-    suites = load_all(suite_names)
+    suites = [s for s in suite_names if isinstance(s, SuiteCases)]
+    if len(suites) != len(suite_names):
+        suites = load_all([str(s) for s in suite_names])
     if only_cases is not None:
         suites = [restrict(s, only_cases.get(s.key, ())) for s in suites]
     for line in missing_reference_warnings(suites):
@@ -78,11 +98,15 @@ def run_benchmark(
     tasks, skipped = build_tasks(suites, methods, settings,
                                  reference_cases=missing_reference_cases(suites) if wants_refs else ())
     runner = executor or LocalExecutor(default_jobs())
+    interrupted: int | None = None
     with Progress(len(tasks), enabled=progress) as bar:
-        records = run_tasks(tasks, runner, lambda task, record: bar.update(f"{task.case} {task.method.name}"))
+        try:
+            records = run_tasks(tasks, runner, lambda task, record: bar.update(f"{task.case} {task.method.name}"))
+        except BatchInterrupted as stop:
+            records, interrupted = stop.records, stop.signum
     scored = attach_gaps(records, choose_references(suites, records))
     suite_display = [s.name for s in suites]
-    return {
+    document = {
         "format": FORMAT,
         "kvopt_version": __version__,
         "command": command,
@@ -95,6 +119,10 @@ def run_benchmark(
         "skipped": [s.to_json() for s in skipped],
         "wall_seconds": time.perf_counter() - start,
     }
+    if interrupted is not None:
+        document["interrupted"] = signal.Signals(interrupted).name
+        raise RunInterrupted(document, interrupted)
+    return document
 
 
 def restrict(suite: SuiteCases, cases: Sequence[str]) -> SuiteCases:

@@ -16,12 +16,13 @@ and, for failed programs, ``stdout_tail``/``stderr_tail``.
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kvopt.bench.cases import SuiteCases
-from kvopt.bench.executors import Executor, WorkerFailure
+from kvopt.bench.executors import Executor, Interrupted, WorkerFailure
 from kvopt.bench.programs import (ProgramInfo, ProgramSpec, clean_text, probe_program, resolve_program,
                                   run_program, unsupported_reason)
 from kvopt.bench.sandbox import Limits
@@ -170,15 +171,36 @@ def build_tasks(
     return tasks, skipped
 
 
+class BatchInterrupted(Exception):
+    """A batch stopped by SIGINT/SIGTERM: the records that finished (in task order) and the signal."""
+
+    def __init__(self, records: list[dict[str, Any]], signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.records = records
+        self.signum = signum
+
+
 def run_tasks(tasks: Sequence[CaseTask], executor: Executor,
               on_done: Callable[[CaseTask, dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Run every task; records come back in task order whatever the executor's scheduling."""
+    """Run every task; records come back in task order whatever the executor's scheduling.
+
+    On Ctrl-C or SIGTERM the executor is closed at once (it kills its running
+    calls) and ``BatchInterrupted`` carries the records finished so far.
+    """
     by_index: dict[int, dict[str, Any]] = {}
-    for task, outcome in executor.run(tasks, run_task):
-        record = worker_failed_record(task, outcome) if isinstance(outcome, WorkerFailure) else outcome
-        by_index[task.index] = record
-        if on_done is not None:
-            on_done(task, record)
+    results = executor.run(tasks, run_task)
+    try:
+        for task, outcome in results:
+            record = worker_failed_record(task, outcome) if isinstance(outcome, WorkerFailure) else outcome
+            by_index[task.index] = record
+            if on_done is not None:
+                on_done(task, record)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        finished = [by_index[t.index] for t in tasks if t.index in by_index]
+        raise BatchInterrupted(finished, getattr(exc, "signum", signal.SIGINT)) from None
     return [by_index[t.index] for t in tasks]
 
 
