@@ -130,7 +130,7 @@ def evaluation_json(document: Mapping[str, Any]) -> dict[str, Any]:
             "reference_missing": r["reference_missing"],
             "lower_bound": r["reference_bound"] if r["reference_status"] != "optimal" else None,
             "gap": r["gap"], "optimal": r["optimal"], "seconds": r["seconds"],
-            "num_models": r["num_models"], "num_gpus": r["num_gpus"],
+            "num_models": r["num_models"], "num_gpus": r["num_gpus"], "gpu_of": r["gpu_of"],
         })
     return {"summary": out_summary, "cases": cases, "skipped": document["skipped"]}
 
