@@ -1,13 +1,9 @@
 """While being loaded, writes 100 000 nested brackets to every descriptor that may be the answer channel."""
 import os
 
-from _base import answer_fds
+from _base import write_to_answer_fds
 
-for fd in answer_fds():
-    try:
-        os.write(fd, b"[" * 100_000 + b"]" * 100_000)
-    except OSError:
-        pass
+write_to_answer_fds(b"[" * 100_000 + b"]" * 100_000)
 os._exit(0)
 
 

@@ -3,7 +3,7 @@ import json
 import os
 import time
 
-from _base import answer_fds, honest_placement
+from _base import write_to_answer_fds, honest_placement
 
 SLEEP_S = 0.5
 
@@ -16,9 +16,5 @@ def compute_model_placement(gpu_num, models):
     after = [[m.model_name, m.model_size, m.req_rate, m.slo] for m in models]
     forged = json.dumps({"ok": True, "gpu_lists": lists, "after": after, "seconds": 0.0, "peak_kvpr": 0.0,
                          "optimal": True}).encode()
-    for fd in answer_fds():
-        try:
-            os.write(fd, forged)
-        except OSError:
-            pass
+    write_to_answer_fds(forged)
     os._exit(0)

@@ -2,14 +2,10 @@
 import json
 import os
 
-from _base import answer_fds
+from _base import write_to_answer_fds
 
 
 def compute_model_placement(gpu_num, models):
     forged = json.dumps({"ok": False, "failure": "timeout", "reason": "A" * (5 << 20)}).encode()
-    for fd in answer_fds():
-        try:
-            os.write(fd, forged)
-        except OSError:
-            pass
+    write_to_answer_fds(forged)
     os._exit(0)
