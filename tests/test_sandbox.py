@@ -134,7 +134,8 @@ def test_landlock_only_level_still_scores_honestly(program, tmp_path):
 
 def test_the_job_carries_only_the_parents_copy_of_the_instance():
     job = program_job(ProgramSpec("file", "/x/p.py", "p.py"), CASE)
-    assert json.loads(json.dumps(job))["models"][0] == {"model_name": "a", "model_size": 30, "req_rate": 2, "slo": 1}
+    assert json.loads(json.dumps(job))["models"][0] == {"model_name": "a", "model_size": 30, "req_rate": 2, "slo": 1,
+                                                        "cur_gpu_id": None}
 
 
 # -- cgroups ------------------------------------------------------------------------------------------------
