@@ -30,6 +30,7 @@ from kvopt.bench.executors import Executor
 from kvopt.bench.results import number, run_benchmark
 from kvopt.bench.runner import MethodSpec, RunSettings, method_from_name, method_from_program
 from kvopt.bench.sandbox import Limits
+from kvopt.bench.trust import load_trusted
 from kvopt.model import KvoptError, relative_gap
 from kvopt.tables import format_table
 
@@ -183,13 +184,15 @@ def rerun_baseline(baseline: Mapping[str, Any], *, executor: Executor | None = N
                    progress: bool = False, command: str | None = None) -> dict[str, Any]:
     """Run the baseline's methods on the baseline's cases with its settings."""
     settings = baseline_settings(baseline)
-    methods = baseline_methods(baseline, settings.limits)
     suites = [s["key"] for s in baseline["suites"]]
     only = {s["key"]: list(s["cases"]) for s in baseline["suites"]}
     if not suites:
         raise KvoptError("baseline: lists no suites")
-    return run_benchmark(suites, methods, settings, executor=executor, progress=progress, command=command,
-                         only_cases=only)
+    # Trusted state first: the suites are in memory before a baseline's program is probed.
+    state = load_trusted(suites)
+    methods = baseline_methods(baseline, settings.limits)
+    return run_benchmark(list(state.suites), methods, settings, executor=executor, progress=progress,
+                         command=command, only_cases=only)
 
 
 def _pct(value: float | None) -> str:
