@@ -22,6 +22,7 @@ import io
 import json
 import math
 import sys
+from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -61,23 +62,27 @@ def loads_json(text: str, where: str) -> Any:
         raise KvoptError(f"{where}: not valid JSON ({exc})") from None
 
 
-def read_text_input(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> str:
-    """The text of an input file, or of stdin for ``-``; a clear ``KvoptError`` for anything else."""
-    if str(path) == "-":
+def read_text_input(source: str | Path | Traversable, *, max_bytes: int = MAX_JSON_BYTES) -> str:
+    """The text of an input file (a path or packaged resource), or of stdin for ``-``.
+
+    A folder, a missing or unreadable file, more than ``max_bytes`` bytes or
+    non-UTF-8 bytes is a ``KvoptError`` naming the file; a UTF-8 byte-order mark is skipped.
+    """
+    if str(source) == "-":
         data = sys.stdin.buffer.read(max_bytes + 1)
         where = "<stdin>"
     else:
-        p = Path(path)
-        where = str(p)
-        if not p.exists():
-            raise KvoptError(f"{p}: file not found")
-        if p.is_dir():
-            raise KvoptError(f"{p}: is a directory, expected a file")
+        f = Path(source) if isinstance(source, str) else source
+        where = str(f)
+        if f.is_dir():
+            raise KvoptError(f"{where}: is a directory, expected a file")
         try:
-            with p.open("rb") as fh:
+            with f.open("rb") as fh:
                 data = fh.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise KvoptError(f"{where}: file not found") from None
         except OSError as exc:
-            raise KvoptError(f"{p}: cannot read ({exc.strerror})") from None
+            raise KvoptError(f"{where}: cannot read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
         raise KvoptError(f"{where}: larger than {max_bytes // (1024 * 1024)} MB")
     try:
@@ -86,10 +91,9 @@ def read_text_input(path: str | Path, *, max_bytes: int = MAX_JSON_BYTES) -> str
         raise KvoptError(f"{where}: not a text file (expected UTF-8)") from None
 
 
-def read_json(path: str | Path) -> Any:
-    """``loads_json`` of a file (``-`` for stdin)."""
-    where = "<stdin>" if str(path) == "-" else str(path)
-    return loads_json(read_text_input(path), where)
+def read_json(source: str | Path | Traversable) -> Any:
+    """``loads_json`` of a file or packaged resource (``-`` for stdin)."""
+    return loads_json(read_text_input(source), "<stdin>" if str(source) == "-" else str(source))
 
 
 def instance_from_dict(data: Any, *, default_name: str = "instance") -> Instance:

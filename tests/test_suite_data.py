@@ -79,6 +79,14 @@ def test_bad_reference_file_is_a_clear_error(tmp_path: Path, content: str, messa
     assert main(["evaluate", "greedy", "--suite", folder]) == 2
 
 
+def test_binary_file_in_a_suite_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = write_suite(tmp_path / "tiny", [CASE_G1])
+    (Path(folder) / "blob.json").write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["evaluate", "greedy", "--suite", folder]) == 2
+    err = capsys.readouterr().err
+    assert "blob.json: not a text file" in err and len(err.strip().splitlines()) == 1
+
+
 def test_missing_references_are_loud(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = write_suite(tmp_path / "tiny", [CASE_G1, CASE_G2], {"g1": ("1/6", "optimal")})
     assert main(["evaluate", "greedy", "--suite", folder, "--json"]) == 0

@@ -26,7 +26,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from kvopt.io import instance_from_dict, loads_json, save_instance
+from kvopt.io import instance_from_dict, read_json, save_instance
 from kvopt.model import Instance, KvoptError
 from kvopt.suites.adrs50 import generate_adrs50
 from kvopt.suites.registry import SUITES, Suite, register
@@ -59,19 +59,10 @@ def builtin_instances_dir() -> Traversable | None:
     return data if data.is_dir() else None
 
 
-def instances_dir() -> Traversable | None:
-    """Where suite names resolve: ``$KVOPT_INSTANCES`` if set, else the built-in data."""
-    env = os.environ.get("KVOPT_INSTANCES")
-    if env:
-        return Path(env)
-    return builtin_instances_dir()
-
-
-def suite_folder(name: str, root: str | Path | Traversable | None = None) -> Traversable | None:
-    """The folder suite ``name`` is read from (see the module docstring); ``None`` if there is none."""
+def suite_folder(name: str, root: str | Path | None = None) -> Traversable | None:
+    """The folder suite ``name`` is read from: ``root/name`` when given, else as the module docstring says."""
     if root is not None:
-        base: Traversable | None = Path(root) if isinstance(root, (str, Path)) else root
-        return base / name if base is not None else None
+        return Path(root) / name
     user = os.environ.get("KVOPT_INSTANCES")
     if user and (Path(user) / name).is_dir():
         return Path(user) / name
@@ -110,12 +101,11 @@ def read_instances(folder: Traversable | None) -> list[Instance]:
     """Every instance file of ``folder``, validated (``KvoptError`` names the file)."""
     out = []
     for f in instance_files(folder):
-        where = str(f)
-        data = loads_json(f.read_text(encoding="utf-8"), where)
+        data = read_json(f)
         try:
             out.append(instance_from_dict(data, default_name=f.name[:-len(".json")]))
         except KvoptError as exc:
-            raise KvoptError(f"{where}: {exc}") from None
+            raise KvoptError(f"{f}: {exc}") from None
     return out
 
 
@@ -143,9 +133,7 @@ def read_reference(folder: Traversable | None) -> dict[str, dict[str, Any]]:
     path = folder / REFERENCE_FILE
     if not path.is_file():
         return {}
-    where = str(path)
-    data = loads_json(path.read_text(encoding="utf-8"), where)
-    return parse_reference(data, where)
+    return parse_reference(read_json(path), str(path))
 
 
 def parse_reference(data: Any, where: str) -> dict[str, dict[str, Any]]:
