@@ -15,7 +15,7 @@ Instance suites
 
 Besides ``adrs50`` (the 50 ADRS/OpenEvolve cases: 5-9 x 80 GB GPUs, 2 models per
 GPU, weights only ~48 % of memory, so almost any sensible heuristic is near the
-lower bound), kvopt ships six seeded families (``kvopt.suites.families``):
+lower bound), kvopt ships seven seeded families (``kvopt.suites.families``):
 
 | suite    | cases | GPUs               | models/GPU | weights / memory | what it stresses |
 |----------|------:|--------------------|-----------:|-----------------:|------------------|
@@ -25,6 +25,7 @@ lower bound), kvopt ships six seeded families (``kvopt.suites.families``):
 | `hetero` | 20 | 4-8 of 24/40/48/80/141 GB | 1-5 | 67-80 % | heterogeneous capacities |
 | `small`  | 20 | 2-4                   | <= 12 models | 58-89 % | all four traits, for exact solvers and CI |
 | `large`  | 6  | 64, 256, 1024         | ~4    | 67-71 %  | scale (up to 4585 models) |
+| `medium` | 16 | 8, 16, 24, 32         | 3-5   | 80-90 %  | the exact frontier (2-4 nodes of 8 GPUs) |
 
 * **tight**: the weights use 75-90 % of the total memory, so ``C_g - S_g`` is small
   and KVPR is very sensitive to every GB: a placement must solve a bin-packing
@@ -53,6 +54,10 @@ lower bound), kvopt ships six seeded families (``kvopt.suites.families``):
   size: all 80 GB, and a random H100/H200 mix of 80 and 141 GB).  It measures how
   heuristics scale and how close they stay to the lower bound when exact
   optimisation is out of reach.
+* **medium**: 8, 16, 24 and 32 GPUs (4 cases each: two all-80 GB, two 80/141 GB
+  mixes) with ~4 models per GPU of 4-30 GB and ADRS-like uniform traffic, every
+  GPU planted 80-90 % full: a production deployment of 1-4 nodes, where exact
+  proofs are hardest to get and most wanted.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ CASES_PER_SUITE = 20
 
 # One base seed per suite; case ``c`` of a suite uses ``default_rng(base * 1000 + c)``
 # so every case is independent of the others (and of how many cases there are).
-SUITE_SEEDS = {"tight": 101, "dense": 202, "llm": 303, "hetero": 404, "small": 505, "large": 606}
+SUITE_SEEDS = {"tight": 101, "dense": 202, "llm": 303, "hetero": 404, "small": 505, "large": 606, "medium": 707}
 
 # Weight sizes (GB) of common open LLMs: fp16 = 2 bytes/parameter, 8-bit = 1 byte/parameter.
 LLM_SIZES_GB = (2, 6, 14, 16, 26, 28, 64, 70)
@@ -287,6 +292,33 @@ def plant_hetero(rng: np.random.Generator, shape: Shape) -> PlantedCase:
     return PlantedCase(tuple(capacities), tuple(sizes))
 
 
+def plant_medium(rng: np.random.Generator, shape: Shape, capacities: list[int]) -> PlantedCase:
+    """The ``medium`` packing: each GPU filled to 80-90 % (≈ 85 % overall) by its models, sizes >= 4 GB.
+
+    Per-GPU counts are ``shape.min_per_gpu..max_per_gpu`` plus one on a 141 GB GPU;
+    the fill is split with Dirichlet(2) shares, so sizes spread like 4-30 GB uniform.
+    """
+    min_size = 4
+    sizes = []
+    for cap in capacities:
+        count = int(rng.integers(shape.min_per_gpu, shape.max_per_gpu + 1)) + (cap > DEFAULT_GPU_MEM_GB)
+        fill = int(rng.integers(math.ceil(0.80 * cap), math.floor(0.90 * cap) + 1))
+        sizes.append(tuple(split_integer(rng, fill, count, min_size, concentration=2.0)))
+    return PlantedCase(tuple(capacities), tuple(sizes))
+
+
+def plant_medium_homogeneous(rng: np.random.Generator, shape: Shape) -> PlantedCase:
+    """``shape.min_gpus`` 80 GB GPUs (``plant_medium``)."""
+    return plant_medium(rng, shape, [DEFAULT_GPU_MEM_GB] * shape.min_gpus)
+
+
+def plant_medium_mixed(rng: np.random.Generator, shape: Shape) -> PlantedCase:
+    """``shape.min_gpus`` GPUs, each 80 or 141 GB at random (at least one of each)."""
+    capacities = [80 if rng.random() < 0.5 else 141 for _ in range(shape.min_gpus)]
+    capacities[0], capacities[-1] = 80, 141
+    return plant_medium(rng, shape, capacities)
+
+
 def plant_large_homogeneous(rng: np.random.Generator, shape: Shape) -> PlantedCase:
     """``shape.min_gpus`` 80 GB GPUs, ~4 LLM-sized models each, 55-85 % full."""
     counts = draw_model_counts(rng, shape, shape.min_gpus)
@@ -402,16 +434,34 @@ def large_recipe(case: int) -> Recipe:
     return Recipe("llm-mixed", plant_large_mixed, llm_traffic, shape)
 
 
+MEDIUM_GPU_COUNTS = (8, 16, 24, 32)
+MEDIUM_CASES_PER_SIZE = 4  # per GPU count: two all-80 GB cases, then two 80/141 GB mixes
+
+
+def medium_recipe(case: int) -> Recipe:
+    """Cases 4k..4k+3 have ``MEDIUM_GPU_COUNTS[k]`` GPUs; ~4 models per GPU (3-5), uniform traffic
+    (rates 1-20, SLO 2-10: the issue's 16 x 64 distribution); cases 4k+2, 4k+3 mix 80/141 GB."""
+    num_gpus = MEDIUM_GPU_COUNTS[case // MEDIUM_CASES_PER_SIZE]
+    shape = Shape(num_gpus, num_gpus, 3, 5, 6 * num_gpus)
+    if case % MEDIUM_CASES_PER_SIZE < 2:
+        return Recipe("medium", plant_medium_homogeneous, uniform_traffic, shape)
+    return Recipe("medium-mixed", plant_medium_mixed, uniform_traffic, shape)
+
+
 def recipe_for(suite: str, case: int) -> Recipe:
     """The recipe of case ``case`` of ``suite`` (``small`` cycles its four traits)."""
     if suite == "small":
         return SMALL_RECIPES[case % len(SMALL_RECIPES)]
     if suite == "large":
         return large_recipe(case)
+    if suite == "medium":
+        return medium_recipe(case)
     return {"tight": TIGHT, "dense": DENSE, "llm": LLM, "hetero": HETERO}[suite]
 
 
 def num_cases(suite: str) -> int:
+    if suite == "medium":
+        return MEDIUM_CASES_PER_SIZE * len(MEDIUM_GPU_COUNTS)
     return 2 * len(LARGE_GPU_COUNTS) if suite == "large" else CASES_PER_SUITE
 
 
@@ -444,6 +494,10 @@ def generate_large() -> list[Instance]:
     return generate_family("large")
 
 
+def generate_medium() -> list[Instance]:
+    return generate_family("medium")
+
+
 register(Suite("tight", "80 GB GPUs, weights fill 75-90 % of total memory, 2-4 models/GPU (20 cases)",
                generate_tight, small=True))
 register(Suite("dense", "3-5 x 80 GB GPUs, 4-8 small models/GPU, Pareto(1.1) request rates, <= 24 models (20 cases)",
@@ -456,3 +510,5 @@ register(Suite("small", "2-4 GPUs, <= 12 models, cycling tight/dense/llm/hetero 
                generate_small, small=True))
 register(Suite("large", "64, 256 and 1024 GPUs (80 GB, or 80/141 GB mixed), ~4 LLM-sized models/GPU (6 cases)",
                generate_large, small=False))
+register(Suite("medium", "8/16/24/32 GPUs (80 GB, or 80/141 GB mixed), ~4 models/GPU, ~85 % memory (16 cases)",
+               generate_medium, small=False))
