@@ -44,10 +44,10 @@ def solve(
     if method in HEURISTICS:
         return _with_bound(instance, run_heuristic(method, instance))
     if method == "exact":
-        from kvopt.exact import solve_exact
+        from kvopt.anytime import solve_exact_anytime
 
-        return solve_exact(instance, backend=backend, solver=solver, time_limit_s=time_limit_s,
-                           seed=seed, progress=progress)
+        return solve_exact_anytime(instance, backend=backend, solver=solver, time_limit_s=time_limit_s,
+                                   seed=seed, progress=progress)
     if method == "mccormick":
         from kvopt.exact.mccormick import solve_mccormick
 

@@ -67,7 +67,7 @@ from kvopt.exact.solvers import silence_highs_banner
 from kvopt.heuristics.start import start_placement
 from kvopt.model import Instance, KvoptError, Model, Placement, Result
 
-BACKENDS = ("auto", "cpsat", "milp", "setpart")
+BACKENDS = ("auto", "cpsat", "milp", "setpart", "branch-price")
 SOLVERS = ("highs", "cbc")
 AUTO_PATTERN_CAP = 200_000  # "auto" uses set partitioning up to this many (maximal) patterns at the start's peak
 PROOF_GAP = Fraction(1, 10**3)  # ask the strict proof question once upper/lower - 1 is this small
@@ -100,6 +100,10 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
         # "highs": setpart's exact search with its HiGHS covering MILP as fallback.
         return BackendChoice(SetPartitionBackend(solver="auto" if solver == "highs" else "cbc"),
                              "setpart", "set-partitioning")
+    if name == "branch-price":
+        from kvopt.exact.branch_price import BranchPriceBackend
+
+        return BackendChoice(BranchPriceBackend(), "branch-price", "bin-packing (column generation, branch and price)")
     if name == "auto":
         return _auto_backend(instance, solver=solver, seed=seed, workers=workers, upper=upper)
     raise KvoptError(f"unknown exact backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -182,6 +186,7 @@ class _Run:
     solves: list[tuple[str, bool, str, float]] = field(default_factory=list)
     iterations: int = 0
     proof_asked: bool = False
+    strict_improved: bool = False  # the last strict proof question came back feasible
     colgen_tried: bool = False
     backend_seconds: float = 0.0
     time_limit_s: float = 0.0
@@ -317,9 +322,15 @@ def _find_finite_peak(run: _Run) -> str | None:
 
 
 def _next_question(run: _Run) -> tuple[Fraction, bool]:
-    """The strict proof at ``upper`` first and once the bracket is tight, else a simple midpoint."""
+    """The strict proof at ``upper`` first and once the bracket is tight, else a simple midpoint.
+
+    After a strict question that found a (slightly) better placement, the next one is
+    a midpoint: a run of strict questions each shaving a little off ``upper`` would
+    not halve the bracket (measured on 16-GPU cases: 14 such steps in a row).
+    """
     assert run.upper is not None
-    if not run.proof_asked or run.lower == 0 or run.upper / run.lower - 1 <= PROOF_GAP:
+    tight = run.lower == 0 or run.upper / run.lower - 1 <= PROOF_GAP
+    if not run.proof_asked or (tight and not run.strict_improved):
         return run.upper, True
     mid = simple_fraction_between(run.lower, run.upper)
     return (mid, False) if mid is not None else (run.upper, True)
@@ -350,6 +361,7 @@ def _bisect(run: _Run) -> str:
             run.lower = target
             continue
         answer = run.ask(target, strict)
+        run.strict_improved = strict and answer.status == "feasible"
         if answer.status == "infeasible":
             run.lower = max(run.lower, target)
             if strict:

@@ -1,0 +1,130 @@
+"""Anytime exact solving: the bisection proof (``kvopt.exact``) with an LNS primal side (``kvopt.lns``).
+
+``--method exact`` must never hand back a worse placement than ``--method lns``
+with the same budget, and its bound must be at least what either proves.  The
+proof alone cannot promise that: on 16+ GPUs one feasibility question near the
+optimum can take the whole budget while the placement stays the pipeline's.  So
+the budget is shared (``plan_budget``):
+
+1. instances above ``PROOF_FIRST_MAX_MODELS`` models: LNS first, for
+   ``LNS_FIRST_SHARE`` of the budget (it gets most of its gain in the first
+   seconds; measured in reports/frontier.md), from the warm start or the pipeline;
+2. the exact bisection, warm-started by the best placement so far, each backend
+   question capped at ``PER_QUESTION_SHARE`` of what is left (a stuck question
+   returns ``unknown`` instead of eating the budget);
+3. if the proof did not finish and time is left: LNS again from the exact
+   run's best placement, for the rest.
+
+Small instances (at most ``PROOF_FIRST_MAX_MODELS`` models) skip step 1: their
+proof usually takes milliseconds, and the result is then exactly the exact solver's.
+
+``combine`` merges the runs: the placement with the smallest exact peak, the
+largest certified bound, ``optimal`` iff some run proved it or the peak equals the
+bound.  Every number is re-evaluated by ``kvopt.evaluate``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any, Sequence
+
+from kvopt.evaluate import evaluate
+from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
+
+PROOF_FIRST_MAX_MODELS = 40  # up to here the proof runs first (and usually alone)
+LNS_FIRST_SHARE = 0.3
+PER_QUESTION_SHARE = 0.5
+MIN_PHASE_S = 0.5  # a phase shorter than this is skipped
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """Seconds for the LNS phase before the proof (0: none) and the per-question cap of the proof (None: none)."""
+
+    lns_first_s: float
+    per_question_s: float | None
+
+
+def plan_budget(num_models: int, time_limit_s: float) -> BudgetPlan:
+    """How ``solve_exact_anytime`` splits ``time_limit_s`` (see the module docstring)."""
+    if num_models <= PROOF_FIRST_MAX_MODELS:
+        return BudgetPlan(0.0, None)
+    lns_first = LNS_FIRST_SHARE * time_limit_s
+    return BudgetPlan(lns_first if lns_first >= MIN_PHASE_S else 0.0,
+                      PER_QUESTION_SHARE * (time_limit_s - lns_first))
+
+
+def _peak_key(result: Result) -> tuple[int, Fraction]:
+    """Order placements by exact peak (no placement last, an infinite peak just before)."""
+    if result.placement is None:
+        return (2, Fraction(0))
+    peak = result.peak_kvpr_exact
+    return (1, Fraction(0)) if peak is None else (0, peak)
+
+
+def combine(instance: Instance, runs: Sequence[Result], *, method: str = "exact",
+            seconds: float = 0.0) -> Result:
+    """The best of several runs on ``instance``: smallest exact peak, largest certified bound.
+
+    A run's bound is a proof whatever its placement, so the bounds combine by max;
+    ``optimal`` when a run proved its placement optimal and that placement is the one
+    kept (then the bound is the peak), or when the kept peak equals the bound.
+    """
+    best = min(runs, key=_peak_key)
+    bounds = [r.lower_bound_exact for r in runs if r.lower_bound_exact is not None]
+    bound = max(bounds) if bounds else None
+    if best.placement is None:
+        return replace(best, method=method, seconds=seconds)
+    ev = evaluate(instance, best.placement)
+    peak = ev.peak_kvpr_exact
+    proven = any(r.status == "optimal" and _peak_key(r) == _peak_key(best) for r in runs)
+    if peak is not None and bound is not None and bound >= peak:
+        proven, bound = True, peak
+    if proven:
+        bound = peak  # the optimum (None = +inf, as the exact driver reports it)
+    lower = float("inf") if (proven and peak is None) else (float(bound) if bound is not None else None)
+    gap = 0.0 if proven else relative_gap(ev.peak_kvpr, lower)
+    return replace(best, method=method, status="optimal" if proven else "feasible",
+                   peak_kvpr=ev.peak_kvpr, peak_kvpr_exact=peak, lower_bound=lower, lower_bound_exact=bound,
+                   gap=gap, seconds=seconds)
+
+
+def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: str = "highs",
+                        time_limit_s: float = 60.0, seed: int = 0, progress: Any = None,
+                        warm_start: Placement | Sequence[int] | None = None) -> Result:
+    """Exact bisection with an LNS primal side on a shared budget (module docstring); method ``exact``.
+
+    ``details`` are the exact run's, plus ``anytime``: the phases run
+    (``(name, status, peak, seconds)``) and the budget plan.
+    """
+    from kvopt.exact import solve_exact
+    from kvopt.lns import solve_lns
+
+    clock = time.perf_counter()
+    plan = plan_budget(instance.num_models, time_limit_s)
+    runs: list[Result] = []
+    start = warm_start
+    if plan.lns_first_s > 0:
+        given = Placement(tuple(warm_start)) if warm_start is not None and \
+            not isinstance(warm_start, Placement) else warm_start
+        try:
+            first = solve_lns(instance, time_limit_s=plan.lns_first_s, seed=seed, start=given)
+        except KvoptError:
+            pass  # no start placement: the exact driver decides feasibility itself
+        else:
+            runs.append(first)
+            start = first.placement
+    left = time_limit_s - (time.perf_counter() - clock)
+    exact = solve_exact(instance, backend=backend, solver=solver, time_limit_s=max(left, 0.01),
+                        per_solve_limit_s=plan.per_question_s, warm_start=start, seed=seed, progress=progress)
+    runs.append(exact)
+    left = time_limit_s - (time.perf_counter() - clock)
+    if exact.status == "feasible" and exact.placement is not None and left >= MIN_PHASE_S:
+        runs.append(solve_lns(instance, time_limit_s=left, seed=seed, start=exact.placement))
+    result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
+    phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
+    details = {**exact.details, "anytime": {"phases": phases, "lns_first_s": round(plan.lns_first_s, 3),
+                                            "per_question_s": plan.per_question_s}}
+    return replace(result, details=details)
