@@ -71,6 +71,7 @@ BACKENDS = ("auto", "cpsat", "milp", "setpart", "branch-price")
 SOLVERS = ("highs", "cbc")
 AUTO_PATTERN_CAP = 200_000  # "auto" uses set partitioning up to this many (maximal) patterns at the start's peak
 PROOF_GAP = Fraction(1, 10**3)  # ask the strict proof question once upper/lower - 1 is this small
+MIDPOINT_MIN_GAP = Fraction(1, 10**7)  # below this, only strict questions (midpoints would need long fractions)
 COLGEN_TRIGGER_S = 0.25  # backend seconds after which the column-generation bound is worth its cost
 COLGEN_SHARE = 0.1  # share of the time limit for the column-generation bound
 COLGEN_MAX_S = 10.0
@@ -329,8 +330,8 @@ def _next_question(run: _Run) -> tuple[Fraction, bool]:
     not halve the bracket (measured on 16-GPU cases: 14 such steps in a row).
     """
     assert run.upper is not None
-    tight = run.lower == 0 or run.upper / run.lower - 1 <= PROOF_GAP
-    if not run.proof_asked or (tight and not run.strict_improved):
+    gap = None if run.lower == 0 else run.upper / run.lower - 1
+    if not run.proof_asked or gap is None or gap <= MIDPOINT_MIN_GAP or (gap <= PROOF_GAP and not run.strict_improved):
         return run.upper, True
     mid = simple_fraction_between(run.lower, run.upper)
     return (mid, False) if mid is not None else (run.upper, True)

@@ -1,0 +1,281 @@
+"""Branch-and-price backend (kvopt.exact.branch_price) against brute force and CP-SAT, its pieces
+(L2, the knapsack under branching rules, the node certificate, round and repair) and the anytime
+exact method (kvopt.anytime)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from kvopt.anytime import combine, plan_budget, solve_exact_anytime
+from kvopt.evaluate import check_placement, exact_peak_kvpr
+from kvopt.exact.backend import FeasibilityQuery
+from kvopt.exact.bisection import solve_exact
+from kvopt.exact.branch_price import (
+    BranchPriceBackend,
+    Rules,
+    best_pattern,
+    cheap_infeasibility,
+    l2_bins,
+    node_certificate,
+    node_groups,
+    packing_at,
+    round_and_repair,
+)
+from kvopt.exact.brute import brute_force_optimum
+from kvopt.exact.cpsat import CpSatBackend
+from kvopt.exact.scaling import integer_data, placement_fits_target, target_rows
+from kvopt.exact.setpart import capacity_classes
+from kvopt.model import InfeasibleInstanceError, Instance, Model, Placement, Result
+from kvopt.suites import load_suite
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+
+
+def make(models: list[tuple[float, float, float]], caps: list[float]) -> Instance:
+    """Models as (size_gb, req_rate, slo)."""
+    return Instance.build([Model(f"m{i}", s, r, slo) for i, (s, r, slo) in enumerate(models)], caps)
+
+
+@st.composite
+def instances(draw: st.DrawFn, max_models: int = 7, max_gpus: int = 3) -> Instance:
+    """Small instances: equal or mixed capacities, some models without demand."""
+    num_gpus = draw(st.integers(1, max_gpus))
+    if draw(st.booleans()):
+        caps = [draw(st.sampled_from([12, 20, 30]))] * num_gpus
+    else:
+        caps = [draw(st.sampled_from([8, 12, 20, 30])) for _ in range(num_gpus)]
+    num_models = draw(st.integers(2, max_models))
+    models = [(draw(st.sampled_from([1, 2, 3.5, 4, 5, 7, 9])), draw(st.sampled_from([0, 0.5, 1, 2, 3, 8])),
+               draw(st.sampled_from([1, 2, 5]))) for _ in range(num_models)]
+    try:
+        return make(models, caps)
+    except InfeasibleInstanceError:
+        assume(False)
+        raise
+
+
+def tree_only() -> BranchPriceBackend:
+    """No bin-completion search first: every answer comes from bounds or branch and price."""
+    return BranchPriceBackend(search_nodes=0)
+
+
+def brute_feasible(inst: Instance, target: Fraction, strict: bool) -> bool:
+    data = integer_data(inst)
+    rows = target_rows(data, target, strict)
+    return any(placement_fits_target(data, rows, gpu_of)
+               for gpu_of in itertools.product(range(inst.num_gpus), repeat=inst.num_models))
+
+
+# -- the backend --------------------------------------------------------------------------------
+@SETTINGS
+@given(instances(), st.sampled_from([Fraction(1, 10), Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(3)]),
+       st.booleans())
+def test_feasibility_agrees_with_brute_force(inst: Instance, target: Fraction, strict: bool) -> None:
+    answer = tree_only().check(FeasibilityQuery(inst, target, strict))
+    assert answer.status != "unknown", answer.details
+    assert (answer.status == "feasible") == brute_feasible(inst, target, strict), answer.details
+    if answer.status == "feasible":
+        peak = exact_peak_kvpr(inst, check_placement(inst, answer.gpu_of))
+        assert peak is not None and (peak < target if strict else peak <= target)
+
+
+@SETTINGS
+@given(instances())
+def test_answers_exactly_at_the_optimum(inst: Instance) -> None:
+    """KVPR <= T* is feasible and KVPR < T* infeasible, through the tree (no search, no hint)."""
+    optimum, _ = brute_force_optimum(inst)
+    assume(optimum is not None and optimum > 0)
+    backend = tree_only()
+    at = backend.check(FeasibilityQuery(inst, optimum, strict=False))
+    below = backend.check(FeasibilityQuery(inst, optimum, strict=True))
+    assert at.status == "feasible", at.details
+    assert exact_peak_kvpr(inst, check_placement(inst, at.gpu_of)) <= optimum
+    assert below.status == "infeasible", below.details
+
+
+@SETTINGS
+@given(instances())
+def test_bisection_optimum_equals_brute_force(inst: Instance) -> None:
+    optimum, placement = brute_force_optimum(inst)
+    result = solve_exact(inst, backend="branch-price", time_limit_s=30)
+    if placement is None:
+        assert result.status == "infeasible"
+        return
+    assert result.status == "optimal", result.details
+    assert result.peak_kvpr_exact == optimum
+    check_placement(inst, result.placement)
+    assert result.details["root_lower_bound"] is not None
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(instances(max_models=11, max_gpus=4), st.sampled_from([Fraction(1, 5), Fraction(1, 2), Fraction(2)]))
+def test_feasibility_agrees_with_cpsat_on_larger_instances(inst: Instance, target: Fraction) -> None:
+    ours = tree_only().check(FeasibilityQuery(inst, target, strict=True, time_limit_s=30))
+    theirs = CpSatBackend().check(FeasibilityQuery(inst, target, strict=True, time_limit_s=30))
+    assume(theirs.status != "unknown")
+    assert ours.status == theirs.status, ours.details
+
+
+def test_pool_carries_patterns_to_larger_targets() -> None:
+    inst = load_suite("tight")[3]
+    backend = BranchPriceBackend(search_nodes=0)
+    first = backend.check(FeasibilityQuery(inst, Fraction(2), strict=False))
+    assert first.status == "feasible"
+    pool = next(iter(backend._pools.values()))
+    assert pool  # multi-model columns were remembered
+    data = integer_data(inst)
+    rows = target_rows(data, Fraction(3), strict=False)
+    # A pattern at T = 2 stays a pattern at T = 3 (N <= T(C - S) only gets easier).
+    for cap_int, models in pool:
+        gpu = data.cap_int.index(cap_int)
+        assert sum(rows.weight[i] for i in models) <= rows.capacity[gpu]
+
+
+def test_hard_family_case_is_proven_and_matches_the_reference() -> None:
+    inst = next(i for i in load_suite("hetero") if i.name == "hetero_18")
+    result = solve_exact(inst, backend="branch-price", time_limit_s=60)
+    assert result.status == "optimal"
+    assert result.peak_kvpr_exact == Fraction(19, 50)  # the stored reference, proven by setpart and CP-SAT
+
+
+# -- pieces -----------------------------------------------------------------------------------------
+def min_bins(weights: list[int], capacity: int) -> int:
+    for bins in range(1, len(weights) + 1):
+        for assignment in itertools.product(range(bins), repeat=len(weights)):
+            loads = [0] * bins
+            for w, b in zip(weights, assignment):
+                loads[b] += w
+            if max(loads) <= capacity:
+                return bins
+    return len(weights)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 10), min_size=1, max_size=6), st.integers(10, 14))
+def test_l2_is_a_valid_and_nontrivial_bin_bound(weights: list[int], capacity: int) -> None:
+    bound = l2_bins(weights, capacity)
+    assert -(-sum(weights) // capacity) <= bound <= min_bins(weights, capacity)
+
+
+def test_l2_beats_the_continuous_bound() -> None:
+    assert l2_bins([6, 6, 6], 10) == 3  # continuous bound: 2
+    assert l2_bins([11], 10) == math.inf
+
+
+def test_cheap_infeasibility_uses_l2() -> None:
+    inst = make([(6, 0, 1)] * 3, [10, 10])  # no two fit together: 3 bins needed, 2 GPUs
+    data = integer_data(inst)
+    packing = packing_at(target_rows(data, Fraction(1)), capacity_classes(data))
+    assert cheap_infeasibility(packing) == "Martello-Toth L2 bound"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.integers(1, 9)), min_size=1, max_size=8),
+       st.integers(5, 25), st.sets(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=4),
+       st.integers(0, 40))
+def test_knapsack_under_conflicts_matches_enumeration(items: list[tuple[int, int]], limit: int,
+                                                      pairs: set[tuple[int, int]], floor: int) -> None:
+    n = len(items)
+    conflicts = [set() for _ in range(n)]
+    for a, b in pairs:
+        if a < n and b < n and a != b:
+            conflicts[a].add(b)
+            conflicts[b].add(a)
+    values, weights = [v for v, _ in items], [w for _, w in items]
+    true_max = 0
+    for mask in range(1 << n):
+        chosen = [k for k in range(n) if mask >> k & 1]
+        if sum(weights[k] for k in chosen) <= limit and not any(b in conflicts[a] for a in chosen for b in chosen):
+            true_max = max(true_max, sum(values[k] for k in chosen))
+    found = best_pattern(values, weights, [frozenset(c) for c in conflicts], limit, 10**6, floor=floor)
+    assert found.upper == max(floor, true_max) and found.value == max(floor, true_max)
+    if true_max > floor:
+        assert sum(values[g] for g in found.groups) == true_max
+    cut = best_pattern(values, weights, [frozenset(c) for c in conflicts], limit, 3)
+    assert cut.upper >= true_max >= cut.value  # a budget-limited search still bounds the maximum
+
+
+@SETTINGS
+@given(instances(), st.lists(st.floats(0, 1), min_size=7, max_size=7),
+       st.sampled_from([Fraction(1, 4), Fraction(1), Fraction(3)]))
+def test_certificate_never_claims_a_feasible_target(inst: Instance, duals: list[float], target: Fraction) -> None:
+    """Whatever the duals, the Farkas check is an exact argument: never true where a placement exists."""
+    assume(brute_feasible(inst, target, False))
+    data = integer_data(inst)
+    packing = packing_at(target_rows(data, target), capacity_classes(data))
+    groups = node_groups(packing.num_items, Rules())
+    assert not node_certificate(packing, groups, duals[: inst.num_models])
+
+
+def test_round_and_repair_keeps_models_once_and_fills_the_rest() -> None:
+    inst = make([(4, 1, 1), (4, 1, 1), (4, 1, 1), (2, 1, 1)], [20, 20])
+    data = integer_data(inst)
+    rows = target_rows(data, Fraction(1))
+    packing = packing_at(rows, capacity_classes(data))
+    columns = [(0, (0, 1)), (0, (1, 2))]  # overlapping columns; model 3 uncovered
+    gpu_of = round_and_repair(packing, columns, [0.6, 0.4])
+    assert gpu_of is not None and placement_fits_target(data, rows, gpu_of)
+    assert gpu_of[0] == gpu_of[1] != gpu_of[2]
+
+
+def test_node_groups_merge_together_pairs_and_record_conflicts() -> None:
+    groups = node_groups(4, Rules(together=((0, 2),), apart=((2, 3),)))
+    assert groups.group_of[0] == groups.group_of[2]
+    g_three = groups.group_of[3]
+    assert g_three in groups.conflicts[groups.group_of[0]]
+
+
+# -- anytime exact ------------------------------------------------------------------------------
+def _result(status: str, gpu_of: tuple[int, ...] | None, inst: Instance, bound: Fraction | None) -> Result:
+    peak = exact_peak_kvpr(inst, gpu_of) if gpu_of is not None else None
+    return Result(inst.name, "x", status, Placement(gpu_of) if gpu_of else None,
+                  float(peak) if peak is not None else None, peak,
+                  float(bound) if bound is not None else None, bound)
+
+
+def test_combine_takes_the_best_placement_and_the_best_bound() -> None:
+    inst = make([(10, 2, 1), (10, 1, 1), (10, 1, 1)], [40, 40])
+    worse = _result("feasible", (0, 0, 0), inst, Fraction(1, 100))
+    better = _result("feasible", (0, 1, 1), inst, Fraction(1, 50))
+    merged = combine(inst, [worse, better])
+    assert merged.placement.gpu_of == (0, 1, 1)
+    assert merged.lower_bound_exact == Fraction(1, 50) and merged.status == "feasible"
+    optimum = exact_peak_kvpr(inst, (0, 1, 1))
+    proven = combine(inst, [worse, _result("feasible", (0, 1, 1), inst, optimum)])
+    assert proven.status == "optimal" and proven.gap == 0 and proven.lower_bound_exact == optimum
+
+
+def test_plan_budget_runs_lns_first_only_on_large_instances() -> None:
+    assert plan_budget(30, 60).lns_first_s == 0 and plan_budget(30, 60).per_question_s is None
+    large = plan_budget(64, 60)
+    assert 0 < large.lns_first_s < 60 and large.per_question_s is not None
+
+
+def test_anytime_exact_is_not_worse_than_its_lns_phase_and_keeps_the_bound() -> None:
+    inst = load_suite("medium")[0]  # 8 GPUs, 32 models: proof first
+    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=30)
+    check_placement(inst, result.placement)
+    phases = result.details["anytime"]["phases"]
+    assert result.peak_kvpr <= min(p[2] for p in phases)
+    from kvopt.bounds import root_lower_bound
+
+    assert result.lower_bound_exact >= root_lower_bound(inst)
+    assert result.lower_bound_exact <= result.peak_kvpr_exact
+
+
+def test_branching_proves_the_stored_optimum_of_a_dense_case() -> None:
+    """dense_16 at its reference optimum: the root LP does not decide the strict question, the tree does."""
+    from kvopt.suites import load_reference
+
+    inst = next(i for i in load_suite("dense") if i.name == "dense_16")
+    optimum = Fraction(load_reference("dense")["dense_16"]["value"])
+    at = tree_only().check(FeasibilityQuery(inst, optimum, strict=False))
+    below = tree_only().check(FeasibilityQuery(inst, optimum, strict=True))
+    assert at.status == "feasible" and exact_peak_kvpr(inst, at.gpu_of) <= optimum
+    assert below.status == "infeasible" and below.details["nodes"] > 1
