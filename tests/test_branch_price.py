@@ -29,8 +29,7 @@ from kvopt.exact.branch_price import (
 )
 from kvopt.exact.brute import brute_force_optimum
 from kvopt.exact.cpsat import CpSatBackend
-from kvopt.exact.scaling import integer_data, placement_fits_target, target_rows
-from kvopt.exact.setpart import capacity_classes
+from kvopt.scaling import capacity_classes, integer_data, placement_fits_target, target_rows
 from kvopt.model import InfeasibleInstanceError, Instance, Model, Placement, Result
 from kvopt.suites import load_suite
 

@@ -59,6 +59,7 @@ from kvopt.bounds import (
 )
 from kvopt.evaluate import check_placement, evaluate, format_fraction, objective_peak_exact
 from kvopt.exact.backend import FeasibilityAnswer, FeasibilityBackend, FeasibilityQuery, MoveBudget
+from kvopt.exact.branch_price import BranchPriceBackend
 from kvopt.exact.colgen import colgen_lower_bound
 from kvopt.exact.cpsat import CpSatBackend
 from kvopt.exact.milp import MilpBackend
@@ -102,8 +103,6 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
         return BackendChoice(SetPartitionBackend(solver="auto" if solver == "highs" else "cbc"),
                              "setpart", "set-partitioning")
     if name == "branch-price":
-        from kvopt.exact.branch_price import BranchPriceBackend
-
         return BackendChoice(BranchPriceBackend(), "branch-price", "bin-packing (column generation, branch and price)")
     if name == "auto":
         return _auto_backend(instance, solver=solver, seed=seed, workers=workers, upper=upper)
@@ -260,8 +259,8 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
                _progress_callback(progress), lower, time_limit_s=time_limit_s, move_budget=move_budget,
                bound_instance=bound_instance)
-    if (move_budget is not None or instance.scenarios) and backend in ("auto", "setpart"):
-        backend, rows_why = "cpsat", "set partitioning cannot carry the move budget / scenario rows"
+    if (move_budget is not None or instance.scenarios) and backend in ("auto", "setpart", "branch-price"):
+        backend, rows_why = "cpsat", "set partitioning / bin packing cannot carry the move budget / scenario rows"
     else:
         rows_why = ""
     details: dict[str, Any] = {"start": source, "root_lower_bound": format_fraction(lower)}

@@ -49,11 +49,12 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.exact.backend import FeasibilityAnswer, FeasibilityQuery
+from kvopt.exact.backend import FeasibilityQuery, FeasibilityStatus, TimedBackend
 from kvopt.exact.colgen import DUAL_SCALE, verify_certificate
-from kvopt.exact.milp import new_highs
-from kvopt.exact.scaling import IntegerData, TargetRows, integer_data, placement_fits_target, target_rows
-from kvopt.exact.setpart import CapacityClass, NodeLimitReached, capacity_classes, search_partition
+from kvopt.exact.setpart import NodeLimitReached, search_partition
+from kvopt.exact.solvers import configured_highs
+from kvopt.scaling import (CapacityClass, IntegerData, TargetRows, capacity_classes, integer_data,
+                           placement_fits_target, target_rows)
 
 LP_TOL = 1e-9
 SEARCH_NODES = 2_000  # bin-completion nodes tried before column generation ...
@@ -322,10 +323,8 @@ def new_master(packing: Packing) -> Master:
     import highspy
 
     n, k = packing.num_items, len(packing.classes)
-    h = new_highs()
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("presolve", "off")  # keep the basis between re-solves
-    h.setOptionValue("solver", "simplex")
+    # Presolve off keeps the basis between re-solves; the caller's deadline bounds the whole tree.
+    h = configured_highs(time_limit_s=math.inf, presolve="off", solver="simplex")
     inf = highspy.kHighsInf
     h.addRows(n + k, np.array([1.0] * n + [-inf] * k), np.array([inf] * n + [0.0] * k), 0,
               np.zeros(n + k, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
@@ -586,7 +585,7 @@ def branch_and_price(master: Master, packing: Packing, data: IntegerData, rows: 
 
 
 # -- the backend ---------------------------------------------------------------------------------
-class BranchPriceBackend:
+class BranchPriceBackend(TimedBackend):
     """``FeasibilityBackend``: cheap bounds, bin-completion search, column generation, branch and price.
 
     Keeps a pattern pool per instance (its integer data) across queries: columns
@@ -600,12 +599,10 @@ class BranchPriceBackend:
         self.search_nodes = search_nodes
         self._pools: dict[IntegerData, dict[tuple[int, tuple[int, ...]], None]] = {}
 
-    def check(self, query: FeasibilityQuery) -> FeasibilityAnswer:
-        start = time.perf_counter()
-        status, gpu_of, details = self._check(query, start + query.time_limit_s)
-        return FeasibilityAnswer(status, gpu_of, time.perf_counter() - start, details)
-
-    def _check(self, query: FeasibilityQuery, deadline: float) -> tuple[str, tuple[int, ...] | None, dict]:
+    def answer(self, query: FeasibilityQuery, deadline: float
+               ) -> tuple[FeasibilityStatus, tuple[int, ...] | None, dict]:
+        if query.move_budget is not None or query.instance.scenarios:
+            return "unknown", None, {"reason": "bin packing cannot carry the move budget / scenario rows"}
         data = integer_data(query.instance)
         rows = target_rows(data, Fraction(query.target), query.strict)
         num_gpus = len(data.cap_int)
