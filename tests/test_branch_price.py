@@ -30,33 +30,11 @@ from kvopt.exact.branch_price import (
 from kvopt.exact.brute import brute_force_optimum
 from kvopt.exact.cpsat import CpSatBackend
 from kvopt.scaling import capacity_classes, integer_data, placement_fits_target, target_rows
-from kvopt.model import InfeasibleInstanceError, Instance, Model, Placement, Result
+from kvopt.model import Instance, Placement, Result
 from kvopt.suites import load_suite
+from test_exact import make, tiny_instances
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-
-
-def make(models: list[tuple[float, float, float]], caps: list[float]) -> Instance:
-    """Models as (size_gb, req_rate, slo)."""
-    return Instance.build([Model(f"m{i}", s, r, slo) for i, (s, r, slo) in enumerate(models)], caps)
-
-
-@st.composite
-def instances(draw: st.DrawFn, max_models: int = 7, max_gpus: int = 3) -> Instance:
-    """Small instances: equal or mixed capacities, some models without demand."""
-    num_gpus = draw(st.integers(1, max_gpus))
-    if draw(st.booleans()):
-        caps = [draw(st.sampled_from([12, 20, 30]))] * num_gpus
-    else:
-        caps = [draw(st.sampled_from([8, 12, 20, 30])) for _ in range(num_gpus)]
-    num_models = draw(st.integers(2, max_models))
-    models = [(draw(st.sampled_from([1, 2, 3.5, 4, 5, 7, 9])), draw(st.sampled_from([0, 0.5, 1, 2, 3, 8])),
-               draw(st.sampled_from([1, 2, 5]))) for _ in range(num_models)]
-    try:
-        return make(models, caps)
-    except InfeasibleInstanceError:
-        assume(False)
-        raise
 
 
 def tree_only() -> BranchPriceBackend:
@@ -73,7 +51,7 @@ def brute_feasible(inst: Instance, target: Fraction, strict: bool) -> bool:
 
 # -- the backend --------------------------------------------------------------------------------
 @SETTINGS
-@given(instances(), st.sampled_from([Fraction(1, 10), Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(3)]),
+@given(tiny_instances(), st.sampled_from([Fraction(1, 10), Fraction(1, 4), Fraction(1, 2), Fraction(1), Fraction(3)]),
        st.booleans())
 def test_feasibility_agrees_with_brute_force(inst: Instance, target: Fraction, strict: bool) -> None:
     answer = tree_only().check(FeasibilityQuery(inst, target, strict))
@@ -85,7 +63,7 @@ def test_feasibility_agrees_with_brute_force(inst: Instance, target: Fraction, s
 
 
 @SETTINGS
-@given(instances())
+@given(tiny_instances())
 def test_answers_exactly_at_the_optimum(inst: Instance) -> None:
     """KVPR <= T* is feasible and KVPR < T* infeasible, through the tree (no search, no hint)."""
     optimum, _ = brute_force_optimum(inst)
@@ -99,7 +77,7 @@ def test_answers_exactly_at_the_optimum(inst: Instance) -> None:
 
 
 @SETTINGS
-@given(instances())
+@given(tiny_instances())
 def test_bisection_optimum_equals_brute_force(inst: Instance) -> None:
     optimum, placement = brute_force_optimum(inst)
     result = solve_exact(inst, backend="branch-price", time_limit_s=30)
@@ -113,7 +91,7 @@ def test_bisection_optimum_equals_brute_force(inst: Instance) -> None:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(instances(max_models=11, max_gpus=4), st.sampled_from([Fraction(1, 5), Fraction(1, 2), Fraction(2)]))
+@given(tiny_instances(max_models=11, max_gpus=4), st.sampled_from([Fraction(1, 5), Fraction(1, 2), Fraction(2)]))
 def test_feasibility_agrees_with_cpsat_on_larger_instances(inst: Instance, target: Fraction) -> None:
     ours = tree_only().check(FeasibilityQuery(inst, target, strict=True, time_limit_s=30))
     theirs = CpSatBackend().check(FeasibilityQuery(inst, target, strict=True, time_limit_s=30))
@@ -201,7 +179,7 @@ def test_knapsack_under_conflicts_matches_enumeration(items: list[tuple[int, int
 
 
 @SETTINGS
-@given(instances(), st.lists(st.floats(0, 1), min_size=7, max_size=7),
+@given(tiny_instances(), st.lists(st.floats(0, 1), min_size=7, max_size=7),
        st.sampled_from([Fraction(1, 4), Fraction(1), Fraction(3)]))
 def test_certificate_never_claims_a_feasible_target(inst: Instance, duals: list[float], target: Fraction) -> None:
     """Whatever the duals, the Farkas check is an exact argument: never true where a placement exists."""

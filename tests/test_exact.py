@@ -35,14 +35,14 @@ def make(models: list[tuple[float, float, float]], caps: list[float]) -> Instanc
 
 
 @st.composite
-def tiny_instances(draw: st.DrawFn) -> Instance:
-    """<= 7 models, <= 3 GPUs, equal or mixed capacities, some models without demand."""
-    num_gpus = draw(st.integers(1, 3))
+def tiny_instances(draw: st.DrawFn, max_models: int = 7, max_gpus: int = 3) -> Instance:
+    """<= 7 models, <= 3 GPUs (by default), equal or mixed capacities, some models without demand."""
+    num_gpus = draw(st.integers(1, max_gpus))
     if draw(st.booleans()):
         caps = [draw(st.sampled_from([12, 20, 30]))] * num_gpus
     else:
         caps = [draw(st.sampled_from([8, 12, 20, 30])) for _ in range(num_gpus)]
-    num_models = draw(st.integers(2, 7))
+    num_models = draw(st.integers(2, max_models))
     models = [(draw(st.sampled_from([1, 2, 3.5, 4, 5, 7, 9])), draw(st.sampled_from([0, 0.5, 1, 2, 3, 8])),
                draw(st.sampled_from([1, 2, 5]))) for _ in range(num_models)]
     try:

@@ -23,10 +23,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kvopt.exact.backend", "kvopt.exact.solvers", "kvopt.exact.linear", "kvopt.exact.brute"),
     ("kvopt.exact.assignment", "kvopt.exact.setpart"),
     ("kvopt.exact.cpsat", "kvopt.exact.milp", "kvopt.exact.colgen", "kvopt.exact.mccormick",
-     "kvopt.exact.candidates"),
+     "kvopt.exact.candidates", "kvopt.exact.branch_price"),
     ("kvopt.exact.bisection", "kvopt.exact.export", "kvopt.exact"),
     ("kvopt.exact.reference", "kvopt.lns"),
-    ("kvopt.solve", "kvopt.replan.*"),
+    ("kvopt.solve", "kvopt.replan.*", "kvopt.anytime"),
     ("kvopt.bench.*",),
     ("kvopt.cli", "kvopt.__main__", "kvopt"),
 )
