@@ -17,6 +17,7 @@ the budget is shared (``plan_budget``):
 
 Small instances (at most ``PROOF_FIRST_MAX_MODELS`` models) skip step 1: their
 proof usually takes milliseconds, and the result is then exactly the exact solver's.
+Instances with demand scenarios run the proof alone (LNS does not know that objective).
 
 ``combine`` merges the runs: the placement with the smallest exact peak, the
 largest certified bound, ``optimal`` iff some run proved it or the peak equals the
@@ -102,6 +103,10 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
     from kvopt.exact import solve_exact
     from kvopt.lns import solve_lns
 
+    if instance.scenarios:
+        # LNS minimises one demand vector's peak, not the worst scenario's: the proof alone.
+        return solve_exact(instance, backend=backend, solver=solver, time_limit_s=time_limit_s,
+                           warm_start=warm_start, seed=seed, progress=progress)
     clock = time.perf_counter()
     plan = plan_budget(instance.num_models, time_limit_s)
     runs: list[Result] = []
