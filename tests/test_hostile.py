@@ -38,7 +38,7 @@ MARKER = "kvopt-hostile-marker"
 PACKAGE = Path(kvopt.__file__).resolve().parent
 
 pytestmark = pytest.mark.skipif(bwrap_problem(bwrap_binary()) is not None,
-                                reason=f"no user namespaces here: {bwrap_problem(bwrap_binary())}")
+                                reason=f"no namespace sandbox here: {bwrap_problem(bwrap_binary())}")
 
 
 # -- helpers -----------------------------------------------------------------------

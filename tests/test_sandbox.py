@@ -91,7 +91,8 @@ def test_an_explicit_level_that_is_missing_is_refused(monkeypatch):
 def test_program_paths_under_tmp_are_bound_back_but_not_tmp_itself(tmp_path):
     program = tmp_path / "prog.py"
     program.write_text("")
-    assert iso.hidden_paths([str(tmp_path), str(program), "/tmp", "/usr/lib"]) == [str(tmp_path), str(program)]
+    assert iso.hidden_paths([str(program), str(tmp_path), "/tmp", "/usr/lib"]) == [str(tmp_path)]
+    assert iso.hidden_paths([str(program), "/tmp"]) == [str(program)]
 
 
 # -- Landlock, checked in a throwaway process ------------------------------------------------------------

@@ -94,23 +94,39 @@ def hidden_paths(paths: list[str]) -> list[str]:
     """Of the paths a program must read, those the sandbox's own ``/tmp`` would hide (to bind back read-only).
 
     ``/tmp`` itself cannot be bound back (it is the program's writable work
-    folder), so a program file lying directly in ``/tmp`` is bound alone.
+    folder), so a program file lying directly in ``/tmp`` is bound alone.  A path
+    inside another one bound already is left out (a later bind would be hidden
+    under, or would hide, the earlier one).
     """
+    found = sorted({os.path.realpath(p) for p in paths}, key=lambda p: (p.count("/"), p))
     out: list[str] = []
-    for text in paths:
-        path = os.path.realpath(text)
-        if path.startswith(SANDBOX_WORK + "/") and os.path.exists(path) and path not in out:
+    for path in found:
+        if path.startswith(SANDBOX_WORK + "/") and os.path.exists(path) and \
+                not any(path.startswith(parent + "/") for parent in out):
             out.append(path)
     return out
+
+
+def interpreter_paths() -> list[str]:
+    """Where this Python and its packages live (a virtual environment may sit under ``/tmp``)."""
+    import site
+
+    paths = [sys.prefix, sys.exec_prefix, os.path.dirname(sys.executable), os.path.dirname(__file__)]
+    try:
+        paths += site.getsitepackages()
+    except AttributeError:  # some embedded interpreters have no site.getsitepackages
+        pass
+    return paths
 
 
 def bwrap_prefix(bwrap: str, tmpfs_bytes: int, readable: list[str] = ()) -> list[str]:
     """The bubblewrap command line before the program's own argv (see the module docstring).
 
     ``readable``: paths under ``/tmp`` the program must still see (its file and
-    folder), bound read-only over the private tmpfs.
+    folder), bound read-only over the private tmpfs, as are this interpreter,
+    its packages and kvopt's child script when they live there.
     """
-    binds = [arg for path in hidden_paths(list(readable)) for arg in ("--ro-bind", path, path)]
+    binds = [arg for path in hidden_paths([*interpreter_paths(), *readable]) for arg in ("--ro-bind", path, path)]
     return [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -140,7 +156,7 @@ def bwrap_problem(bwrap: str | None) -> str | None:
         return f"bwrap did not start: {exc}"
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        return f"bwrap cannot create namespaces here ({lines[-1] if lines else f'exit {done.returncode}'})"
+        return f"bwrap cannot start a sandbox here ({lines[-1] if lines else f'exit {done.returncode}'})"
     return None
 
 
