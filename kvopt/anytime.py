@@ -26,6 +26,7 @@ bound.  Every number is re-evaluated by ``kvopt.evaluate``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -62,7 +63,7 @@ def _peak_key(result: Result) -> tuple[int, Fraction]:
     if result.placement is None:
         return (2, Fraction(0))
     peak = result.peak_kvpr_exact
-    return (1, Fraction(0)) if peak is None else (0, peak)
+    return (1, Fraction(0)) if peak == math.inf else (0, peak)
 
 
 def combine(instance: Instance, runs: Sequence[Result], *, method: str = "exact",
@@ -81,12 +82,12 @@ def combine(instance: Instance, runs: Sequence[Result], *, method: str = "exact"
     ev = evaluate(instance, best.placement)
     peak = ev.peak_kvpr_exact
     proven = any(r.status == "optimal" and _peak_key(r) == _peak_key(best) for r in runs)
-    if peak is not None and bound is not None and bound >= peak:
+    if bound is not None and bound >= peak:
         proven, bound = True, peak
     if proven:
-        bound = peak  # the optimum (None = +inf, as the exact driver reports it)
-    lower = float("inf") if (proven and peak is None) else (float(bound) if bound is not None else None)
-    gap = 0.0 if proven else relative_gap(ev.peak_kvpr, lower)
+        bound = peak  # the optimum (+inf included)
+    lower = float(bound) if bound is not None else None
+    gap = relative_gap(peak, bound)
     return replace(best, method=method, status="optimal" if proven else "feasible",
                    peak_kvpr=ev.peak_kvpr, peak_kvpr_exact=peak, lower_bound=lower, lower_bound_exact=bound,
                    gap=gap, seconds=seconds)

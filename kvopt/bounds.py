@@ -41,21 +41,23 @@ with peak ``< T'``, so ``optimum >= T'``), else bisects.  Every returned value i
 proven by an exact integer check, never by floating point.
 
 **Infinite optimum.**  When every placement leaves some GPU with demand and no
-free memory, the optimum is ``+inf``.  Bounds stay ``Fraction``: a bound that
-proves this returns ``infinite_bound(instance)``, a number larger than every
-finite peak any placement can have (``is_infinite_bound`` tells).  Any finite
-peak is at most ``finite_peak_ceiling = sum n · M``: free memory is a multiple of
-``1/M`` (``M`` the memory scale of ``kvopt.scaling``), so ``C_g - S_g >= 1/M``.
+free memory, the optimum is ``+inf``; a bound that proves this returns
+``math.inf`` (kvopt's one encoding of +inf; every bound is a ``Fraction`` or
+``math.inf``).  Any finite peak is at most ``finite_peak_ceiling = sum n · M``: free
+memory is a multiple of ``1/M`` (``M`` the memory scale of ``kvopt.scaling``), so
+``C_g - S_g >= 1/M``; proving that no placement has peak ``<= finite_peak_ceiling``
+proves the infinite optimum.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
 
 from kvopt.scaling import IntegerData, integer_data
-from kvopt.model import Instance
+from kvopt.model import ExactValue, Instance
 
 ZERO = Fraction(0)
 
@@ -72,18 +74,13 @@ def finite_peak_ceiling(instance: Instance) -> Fraction:
     return Fraction(sum(data.demand_int) * data.mem_scale, data.demand_scale)
 
 
-def infinite_bound(instance: Instance) -> Fraction:
-    """The value a bound returns when it proves the optimum is ``+inf``: ``finite_peak_ceiling + 1``."""
-    return finite_peak_ceiling(instance) + 1
-
-
-def is_infinite_bound(instance: Instance, bound: Fraction) -> bool:
-    """Whether ``bound`` exceeds every finite peak, i.e. proves the optimum is ``+inf``."""
-    return bound > finite_peak_ceiling(instance)
+def is_infinite_bound(bound: ExactValue) -> bool:
+    """Whether ``bound`` proves the optimum is ``+inf``."""
+    return bound == math.inf
 
 
 # -- closed-form bounds ------------------------------------------------------------------
-def mediant_bound(instance: Instance) -> Fraction:
+def mediant_bound(instance: Instance) -> ExactValue:
     """``sum_i n_i / (sum_g C_g - sum_i s_i)``.
 
     For a placement of peak ``T``: ``N_g <= T·(C_g - S_g)`` on every GPU (also when
@@ -96,11 +93,11 @@ def mediant_bound(instance: Instance) -> Fraction:
         return ZERO
     free_mem = sum(instance.capacities_exact, ZERO) - sum(instance.sizes_exact, ZERO)
     if free_mem <= 0:
-        return infinite_bound(instance)
+        return math.inf
     return total_demand / free_mem
 
 
-def single_model_bound(instance: Instance) -> Fraction:
+def single_model_bound(instance: Instance) -> ExactValue:
     """``max_i n_i / (C_max - s_i)``.
 
     The GPU ``g`` of model ``i`` has ``N_g >= n_i`` and ``C_g - S_g <= C_max - s_i``.
@@ -112,12 +109,12 @@ def single_model_bound(instance: Instance) -> Fraction:
         if demand == 0:
             continue
         if size >= largest:
-            return infinite_bound(instance)
+            return math.inf
         best = max(best, demand / (largest - size))
     return best
 
 
-def simple_lower_bound(instance: Instance) -> Fraction:
+def simple_lower_bound(instance: Instance) -> ExactValue:
     """``max(mediant_bound, single_model_bound)``."""
     return max(mediant_bound(instance), single_model_bound(instance))
 
@@ -366,38 +363,38 @@ def simple_fraction_between(lower: Fraction, upper: Fraction) -> Fraction | None
         bound *= 4
 
 
-def _argument_bound(instance: Instance, args: Arguments) -> Fraction:
+def _argument_bound(instance: Instance, args: Arguments) -> ExactValue:
     """``max(simple_lower_bound, sup of T the arguments prove)``; infinite when they prove it."""
     base = simple_lower_bound(instance)
-    if base == 0 or is_infinite_bound(instance, base):
+    if base == 0 or is_infinite_bound(base):
         return base
     data = integer_data(instance)
     if _proves(data, finite_peak_ceiling(instance), False, args):
-        return infinite_bound(instance)
+        return math.inf
     return _raise_bound(data, base, args)
 
 
-def relaxation_bound(instance: Instance) -> Fraction:
+def relaxation_bound(instance: Instance) -> ExactValue:
     """The smallest ``T`` at which the LP relaxation (``lp_relaxation_feasible``) holds, at least the simple bound."""
     return _argument_bound(instance, Arguments(relaxation=True, pigeonhole_ks=()))
 
 
-def pigeonhole_bound(instance: Instance, k: int = 1) -> Fraction:
+def pigeonhole_bound(instance: Instance, k: int = 1) -> ExactValue:
     """Pigeonhole with ``k + 1`` models per GPU (see the module docstring), at least the simple bound."""
     return _argument_bound(instance, Arguments(relaxation=False, pigeonhole_ks=(k,)))
 
 
-def pair_bound(instance: Instance) -> Fraction:
+def pair_bound(instance: Instance) -> ExactValue:
     """Of the ``h·1 + 1`` heaviest models forced onto ``h`` GPUs two share a GPU (``k = 1``)."""
     return pigeonhole_bound(instance, 1)
 
 
-def triplet_bound(instance: Instance) -> Fraction:
+def triplet_bound(instance: Instance) -> ExactValue:
     """Of the ``2h + 1`` heaviest models forced onto ``h`` GPUs three share a GPU (``k = 2``)."""
     return pigeonhole_bound(instance, 2)
 
 
-def root_lower_bound(instance: Instance) -> Fraction:
+def root_lower_bound(instance: Instance) -> ExactValue:
     """The best cheap bound: mediant, single model, LP relaxation and pigeonhole (all ``k``) together.
 
     The arguments are combined at every ``T`` (any one proving infeasibility is
@@ -409,7 +406,7 @@ def root_lower_bound(instance: Instance) -> Fraction:
 
 __all__ = [
     "Arguments", "CapacityLevel", "capacity_levels", "finite_peak_ceiling", "infeasibility_argument",
-    "infinite_bound", "is_infinite_bound", "lp_relaxation_feasible", "mediant_bound", "pair_bound",
+    "is_infinite_bound", "lp_relaxation_feasible", "mediant_bound", "pair_bound",
     "pigeonhole_bound", "relaxation_bound", "root_lower_bound", "simple_fraction_between",
     "simple_lower_bound", "single_model_bound", "triplet_bound",
 ]

@@ -7,6 +7,12 @@ For GPU ``g`` with used memory ``S_g = sum s_i`` and demand ``N_g = sum n_i``::
 and the objective is ``peak = max_g KVPR_g``.  ``evaluate`` gives the float
 values and, with exact rational inputs, the exact ``Fraction`` peak used by every
 optimality proof.
+
+**Infinity.**  kvopt has one encoding of ``+inf``: ``math.inf``, for float and
+exact values alike (an exact value is a ``Fraction`` or ``math.inf``: they compare,
+sort and take ``max`` together), and the string ``"inf"`` in JSON
+(``format_fraction`` / ``parse_fraction``).  ``None`` always means "no value"
+(no placement, no bound), never infinity.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kvopt.model import Instance, Placement, PlacementError
+from kvopt.model import ExactValue, Instance, Placement, PlacementError
 
 INF = math.inf
 
@@ -32,12 +38,12 @@ def kvpr(demand: float, free_mem: float) -> float:
     return demand / free_mem
 
 
-def kvpr_exact(demand: Fraction, free_mem: Fraction) -> Fraction | None:
-    """Exact ``demand / free_mem``; ``None`` stands for +inf."""
+def kvpr_exact(demand: Fraction, free_mem: Fraction) -> ExactValue:
+    """Exact ``demand / free_mem``; ``math.inf`` for demand with no free memory."""
     if demand <= 0:
         return Fraction(0)
     if free_mem <= 0:
-        return None
+        return INF
     return demand / free_mem
 
 
@@ -69,7 +75,7 @@ class Evaluation:
     gpu_kvpr: tuple[float, ...]
     peak_kvpr: float
     peak_gpu: int
-    peak_kvpr_exact: Fraction | None  # None when the peak is infinite
+    peak_kvpr_exact: ExactValue | None  # math.inf when the peak is infinite; None only with exact=False
 
     @property
     def is_finite(self) -> bool:
@@ -82,13 +88,13 @@ def evaluate(instance: Instance, placement: Placement | Sequence[int], *, exact:
     used_mem, demand = gpu_loads(instance, gpu_of)
     free_mem = instance.capacities - used_mem
     values = kvpr_vector(demand, free_mem)
-    peak_exact: Fraction | None = None
+    peak_exact: ExactValue | None = None
     if exact:
         exact_values = exact_gpu_kvpr(instance, gpu_of)
         # The exact values decide: a float sum can leave a rounding residue (ten 0.1 GB
         # models on a 1 GB GPU leave 1e-16 GB "free"), turning +inf into a huge finite KVPR.
-        values = np.array([INF if v is None else float(v) for v in exact_values])
-        peak_exact = None if any(v is None for v in exact_values) else max(exact_values)  # type: ignore[type-var]
+        values = np.array([float(v) for v in exact_values])
+        peak_exact = max(exact_values)
     peak_gpu = int(np.argmax(values))
     return Evaluation(
         used_mem_gb=tuple(float(x) for x in used_mem),
@@ -106,8 +112,8 @@ def peak_kvpr(instance: Instance, gpu_of: Sequence[int]) -> float:
     return float(kvpr_vector(demand, instance.capacities - used_mem).max())
 
 
-def exact_gpu_kvpr(instance: Instance, gpu_of: Sequence[int]) -> list[Fraction | None]:
-    """Exact KVPR per GPU as ``Fraction`` (``None`` = +inf)."""
+def exact_gpu_kvpr(instance: Instance, gpu_of: Sequence[int]) -> list[ExactValue]:
+    """Exact KVPR per GPU (``Fraction``, or ``math.inf``)."""
     used = [Fraction(0)] * instance.num_gpus
     dem = [Fraction(0)] * instance.num_gpus
     for i, g in enumerate(gpu_of):
@@ -116,12 +122,9 @@ def exact_gpu_kvpr(instance: Instance, gpu_of: Sequence[int]) -> list[Fraction |
     return [kvpr_exact(dem[g], instance.capacities_exact[g] - used[g]) for g in range(instance.num_gpus)]
 
 
-def exact_peak_kvpr(instance: Instance, gpu_of: Sequence[int]) -> Fraction | None:
-    """Exact peak KVPR (``None`` = +inf)."""
-    values = exact_gpu_kvpr(instance, gpu_of)
-    if any(v is None for v in values):
-        return None
-    return max(values)  # type: ignore[type-var]
+def exact_peak_kvpr(instance: Instance, gpu_of: Sequence[int]) -> ExactValue:
+    """Exact peak KVPR (``Fraction``, or ``math.inf``)."""
+    return max(exact_gpu_kvpr(instance, gpu_of))
 
 
 def check_placement(instance: Instance, placement: Placement | Sequence[int]) -> tuple[int, ...]:
@@ -187,32 +190,36 @@ def check_gpu_lists(instance: Instance, gpu_lists: Mapping[Any, Sequence[str]]) 
     return check_assignment(instance, assignment)
 
 
-def format_fraction(value: Fraction | None) -> str:
-    """``"p/q"`` (or ``"inf"``) for JSON output of exact values."""
-    if value is None:
+def format_fraction(value: ExactValue) -> str:
+    """``"p/q"`` (or ``"inf"``) for JSON output of an exact value."""
+    if isinstance(value, float) and value == INF:
         return "inf"
+    if not isinstance(value, (Fraction, int)) or isinstance(value, bool):
+        raise TypeError(f"format_fraction: expected a Fraction or math.inf, got {value!r}")
+    value = Fraction(value)
     return f"{value.numerator}/{value.denominator}"
 
 
-def parse_fraction(text: str) -> Fraction | None:
-    return None if text == "inf" else Fraction(text)
+def parse_fraction(text: str) -> ExactValue:
+    """The inverse of ``format_fraction``: ``"inf"`` is ``math.inf``."""
+    return INF if text == "inf" else Fraction(text)
 
 
 # -- demand scenarios: the objective is the worst peak over the scenarios --------------
 @dataclass(frozen=True)
 class ScenarioPeaks:
-    """Exact peak of a placement under each scenario (``None`` = +inf) and the binding (worst) one."""
+    """Exact peak of a placement under each scenario (``math.inf`` = +inf) and the binding (worst) one."""
 
     names: tuple[str, ...]
-    peaks_exact: tuple[Fraction | None, ...]
+    peaks_exact: tuple[ExactValue, ...]
     binding: str
 
     @property
-    def worst_exact(self) -> Fraction | None:
-        return None if any(p is None for p in self.peaks_exact) else max(self.peaks_exact)  # type: ignore[type-var]
+    def worst_exact(self) -> ExactValue:
+        return max(self.peaks_exact)
 
     def as_json(self) -> dict[str, Any]:
-        return {"scenario_peaks": {n: ("inf" if p is None else float(p)) for n, p in zip(self.names, self.peaks_exact)},
+        return {"scenario_peaks": {n: ("inf" if p == INF else float(p)) for n, p in zip(self.names, self.peaks_exact)},
                 "binding_scenario": self.binding}
 
 
@@ -227,13 +234,13 @@ def scenario_peaks(instance: Instance, placement: Placement | Sequence[int]) -> 
         return None
     gpu_of = check_placement(instance, placement)
     peaks = tuple(exact_peak_kvpr(instance.for_scenario(s), gpu_of) for s in instance.scenarios)
-    worst = None if any(p is None for p in peaks) else max(peaks)  # type: ignore[type-var]
+    worst = max(peaks)
     binding = next(s.name for s, p in zip(instance.scenarios, peaks) if p == worst)
     return ScenarioPeaks(tuple(s.name for s in instance.scenarios), peaks, binding)
 
 
-def objective_peak_exact(instance: Instance, gpu_of: Sequence[int]) -> Fraction | None:
-    """The objective of a placement, exactly: the worst scenario peak with scenarios, else the peak (None = +inf)."""
+def objective_peak_exact(instance: Instance, gpu_of: Sequence[int]) -> ExactValue:
+    """The objective of a placement, exactly: the worst scenario peak with scenarios, else the peak (+inf: math.inf)."""
     if not instance.scenarios:
         return exact_peak_kvpr(instance, gpu_of)
     peaks = scenario_peaks(instance, gpu_of)

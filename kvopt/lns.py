@@ -72,13 +72,12 @@ from kvopt.bounds import root_lower_bound
 from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact, kvpr_vector
 from kvopt.exact import solve_exact
 from kvopt.exact.colgen import colgen_lower_bound
+from kvopt.exact.packing import finite_peak_packing, memory_packing
 from kvopt.heuristics.start import start_placement
-from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
+from kvopt.model import ExactValue, Instance, KvoptError, Placement, Result, relative_gap
 
 RULES = ("least_loaded", "random", "most_free_memory")
 
-# A KVPR value in exact arithmetic: a Fraction, or math.inf for a full GPU with demand.
-ExactKvpr = Fraction | float
 
 # Largest neighbourhood a stalled search grows to (unless told otherwise).
 DEFAULT_MAX_NEIGHBOURHOOD_GPUS = 8
@@ -91,17 +90,12 @@ MIN_SUB_SOLVE_S = 0.05
 
 
 # -- exact per-GPU values ---------------------------------------------------------
-def as_exact_kvpr(value: Fraction | None) -> ExactKvpr:
-    """``kvopt.evaluate``'s exact KVPR with ``None`` (+inf) as ``math.inf``, so values compare and sort."""
-    return math.inf if value is None else value
-
-
-def leximax_key(values: Sequence[ExactKvpr]) -> tuple[ExactKvpr, ...]:
+def leximax_key(values: Sequence[ExactValue]) -> tuple[ExactValue, ...]:
     """The values sorted in decreasing order: the leximax order compares these tuples."""
     return tuple(sorted(values, reverse=True))
 
 
-def accept_move(old_kvpr: Sequence[ExactKvpr], new_kvpr: Sequence[ExactKvpr]) -> bool:
+def accept_move(old_kvpr: Sequence[ExactValue], new_kvpr: Sequence[ExactValue]) -> bool:
     """Whether a neighbourhood's new KVPR values improve on the old ones.
 
     True iff ``sorted_desc(new) < sorted_desc(old)`` lexicographically (exact).
@@ -148,13 +142,13 @@ def load_state(instance: Instance, gpu_of: Sequence[int]) -> LoadState:
     return LoadState(gpu_list, models_on, used_mem, demand, gpu_kvpr, used_exact, demand_exact)
 
 
-def exact_kvpr_of(instance: Instance, state: LoadState, gpu: int) -> ExactKvpr:
+def exact_kvpr_of(instance: Instance, state: LoadState, gpu: int) -> ExactValue:
     """Exact ``KVPR_g = N_g / (C_g - S_g)`` of one GPU in the current state."""
     free_mem = instance.capacities_exact[gpu] - state.used_exact[gpu]
-    return as_exact_kvpr(kvpr_exact(state.demand_exact[gpu], free_mem))
+    return kvpr_exact(state.demand_exact[gpu], free_mem)
 
 
-def peak_gpu_set(instance: Instance, state: LoadState) -> tuple[tuple[int, ...], ExactKvpr]:
+def peak_gpu_set(instance: Instance, state: LoadState) -> tuple[tuple[int, ...], ExactValue]:
     """Every GPU whose exact KVPR equals the exact peak (increasing index), and the peak.
 
     Floats screen the candidates (within a relative 1e-9 of the float peak, which
@@ -317,8 +311,8 @@ class SubOutcome:
     """What one exact sub-solve gave: the new sub-placement (if any) and the KVPR values before/after."""
 
     sub_gpu_of: tuple[int, ...] | None
-    old_kvpr: tuple[ExactKvpr, ...]
-    new_kvpr: tuple[ExactKvpr, ...] | None
+    old_kvpr: tuple[ExactValue, ...]
+    new_kvpr: tuple[ExactValue, ...] | None
     status: str
     lower_bound_exact: Fraction | None
 
@@ -329,13 +323,13 @@ def solve_subproblem(sub: SubProblem, *, backend: str, time_limit_s: float, seed
     The solver's numbers are not trusted: the returned placement is checked and
     re-evaluated with ``kvopt.evaluate``.
     """
-    old_kvpr = tuple(as_exact_kvpr(v) for v in exact_gpu_kvpr(sub.instance, sub.start.gpu_of))
+    old_kvpr = tuple(exact_gpu_kvpr(sub.instance, sub.start.gpu_of))
     result = solve_exact(sub.instance, backend=backend, time_limit_s=time_limit_s,
                          warm_start=sub.start, seed=seed, workers=1)
     if result.placement is None:
         return SubOutcome(None, old_kvpr, None, result.status, result.lower_bound_exact)
     sub_gpu_of = check_placement(sub.instance, result.placement)
-    new_kvpr = tuple(as_exact_kvpr(v) for v in exact_gpu_kvpr(sub.instance, sub_gpu_of))
+    new_kvpr = tuple(exact_gpu_kvpr(sub.instance, sub_gpu_of))
     return SubOutcome(sub_gpu_of, old_kvpr, new_kvpr, result.status, result.lower_bound_exact)
 
 
@@ -411,7 +405,7 @@ class _SearchLog:
     accepted_by_rule: dict[str, int] = field(default_factory=lambda: {r: 0 for r in RULES})
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (iteration, seconds, peak)
     stop_reason: str = "max_iterations"
-    proven_bound: Fraction | None = None
+    proven_bound: ExactValue | None = None
 
 
 def solve_lns(
@@ -454,7 +448,10 @@ def solve_lns(
     clock = time.perf_counter()
     gpu_of, start_source = start_placement(instance, start)
     if gpu_of is None:
-        raise KvoptError(f"instance {instance.name!r}: no placement found to start from")
+        packing = memory_packing(instance, time_limit_s=time_limit_s, seed=seed)
+        if packing.status != "feasible":
+            return _no_start_result(instance, packing.status, clock)
+        gpu_of, start_source = packing.gpu_of, "exact packing"
     state = load_state(instance, gpu_of)
     start_peak = float(state.gpu_kvpr.max())
     root_bound = certified_lower_bound(instance)[0]
@@ -501,7 +498,7 @@ def solve_lns(
                 # The neighbourhood is the whole instance: its exact solve settles everything.
                 if outcome.status == "optimal" and outcome.new_kvpr is not None:
                     optimum = max(outcome.new_kvpr)
-                    log.proven_bound = optimum if isinstance(optimum, Fraction) else None
+                    log.proven_bound = optimum
                 if not accepted:
                     log.stop_reason = "whole instance solved" if outcome.status == "optimal" else "no improving move"
                     break
@@ -533,7 +530,15 @@ def _check_parameters(**values: Any) -> None:
                          f"({values['neighbourhood_gpus']}), got {values['max_neighbourhood_gpus']}")
 
 
-def _stop_reason(log: _SearchLog, peak: ExactKvpr, bound: Fraction, max_iterations: int | None,
+def _no_start_result(instance: Instance, packing_status: str, clock: float) -> Result:
+    """No placement to start from: proven ``infeasible``, or ``unknown``."""
+    proven = packing_status == "infeasible"
+    reason = "no placement fits in memory (proven)" if proven else "no placement found and no proof that none exists"
+    return Result(instance.name, "lns", "infeasible" if proven else "unknown", None, None,
+                  seconds=time.perf_counter() - clock, details={"reason": reason})
+
+
+def _stop_reason(log: _SearchLog, peak: ExactValue, bound: Fraction, max_iterations: int | None,
                  remaining_s: float) -> str | None:
     """Why the search should stop before the next iteration, or None to go on."""
     if peak == 0:
@@ -566,10 +571,15 @@ def _final_result(instance: Instance, state: LoadState, log: _SearchLog, root_bo
     bound, bound_source = root_bound, "root"
     if log.proven_bound is not None and log.proven_bound > bound:
         bound, bound_source = log.proven_bound, "exact solve of the whole instance"
-    if peak_exact is not None and bound < peak_exact and colgen_time_s > 0:
+    if peak_exact == math.inf and bound < math.inf:
+        left_s = max(MIN_SUB_SOLVE_S, time_limit_s - (time.perf_counter() - clock))
+        finite = finite_peak_packing(instance, time_limit_s=left_s, hint=state.gpu_of)
+        if finite.status == "infeasible":
+            bound, bound_source = math.inf, "finite-peak check (every placement has an infinite peak)"
+    if bound < peak_exact < math.inf and colgen_time_s > 0:
         bound, bound_source = certified_lower_bound(instance, colgen_time_s=colgen_time_s, known=bound,
                                                     target=peak_exact)
-    optimal = peak_exact is not None and peak_exact == bound
+    optimal = peak_exact == bound
     details = {
         **info,
         "iterations": log.iterations,
@@ -584,6 +594,6 @@ def _final_result(instance: Instance, state: LoadState, log: _SearchLog, root_bo
     return Result(
         instance=instance.name, method="lns", status="optimal" if optimal else "feasible",
         placement=placement, peak_kvpr=ev.peak_kvpr, peak_kvpr_exact=peak_exact,
-        lower_bound=float(bound), lower_bound_exact=bound, gap=relative_gap(ev.peak_kvpr, float(bound)),
+        lower_bound=float(bound), lower_bound_exact=bound, gap=relative_gap(peak_exact, bound),
         seconds=time.perf_counter() - clock, details=details,
     )

@@ -27,6 +27,9 @@ DEFAULT_GPU_MEM_GB = 80
 
 STATUSES = ("optimal", "feasible", "infeasible", "unknown")
 
+# An exact value: a Fraction, or math.inf -- kvopt's one encoding of +inf (see kvopt.evaluate).
+ExactValue = Fraction | float
+
 
 class KvoptError(ValueError):
     """Bad input: the message names the model or field and the reason."""
@@ -382,12 +385,18 @@ class Result:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
 
 
-def relative_gap(value: float | None, reference: float | None) -> float | None:
-    """``value / reference - 1``; 0 when both are 0; None when undefined."""
+def relative_gap(value: ExactValue | None, reference: ExactValue | None) -> float | None:
+    """The one gap formula: ``value / reference - 1`` (floats or exact values), as a float.
+
+    0 when the two are equal (also both 0, or both +inf); +inf when ``value`` is
+    +inf or ``reference`` is 0 under a positive value; ``None`` when either is missing.
+    """
     if value is None or reference is None:
         return None
+    if value == reference:
+        return 0.0
     if math.isinf(value):
         return math.inf
     if reference == 0:
-        return 0.0 if value == 0 else math.inf
-    return value / reference - 1.0
+        return math.inf
+    return float(value / reference - 1)

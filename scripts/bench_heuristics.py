@@ -36,21 +36,12 @@ from kvopt.heuristics import run_heuristic
 from kvopt.model import Instance, KvoptError
 from kvopt.suites import SUITES, load_reference, load_suite
 
-from kvopt.heuristics.construct import simple_lower_bound as float_lower_bound
-
-try:  # the team's exact bound module; same formula, in exact arithmetic
-    from kvopt.bounds import is_infinite_bound
-    from kvopt.bounds import simple_lower_bound as exact_lower_bound
-except ImportError:  # pragma: no cover - only while the module is missing
-    exact_lower_bound = None
+from kvopt.bounds import simple_lower_bound as exact_lower_bound
 
 
 def simple_lower_bound(instance: Instance) -> float:
     """``max(sum n / (sum C - sum s), max_i n_i / (C_max - s_i))`` as a float (``inf`` if proven infinite)."""
-    if exact_lower_bound is None:
-        return float_lower_bound(instance)
-    bound = exact_lower_bound(instance)
-    return math.inf if is_infinite_bound(instance, bound) else float(bound)
+    return float(exact_lower_bound(instance))
 
 METHODS = ("greedy", "pipeline")
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from kvopt.evaluate import (
@@ -84,7 +84,7 @@ def test_full_gpu_with_load_is_infinite() -> None:
     ev = evaluate(inst, [0, 1])
     assert ev.gpu_kvpr[0] == math.inf
     assert ev.peak_kvpr == math.inf and ev.peak_gpu == 0
-    assert ev.peak_kvpr_exact is None
+    assert ev.peak_kvpr_exact == math.inf  # the one encoding of +inf, exact values included
     assert not ev.is_finite
     assert peak_kvpr(inst, [0, 1]) == math.inf
 
@@ -130,7 +130,7 @@ def test_exactly_full_loaded_gpu_is_infinite_even_when_floats_leave_a_residue() 
     # so the GPU is full and its KVPR is +inf -- the float value must not be a huge finite number.
     inst = build([(f"m{i}", 0.1, 1, 1) for i in range(10)], [1, 1])
     ev = evaluate(inst, [0] * 10)
-    assert ev.peak_kvpr_exact is None
+    assert ev.peak_kvpr_exact == math.inf
     assert ev.peak_kvpr == math.inf
     assert ev.gpu_kvpr[0] == math.inf
 
@@ -142,7 +142,7 @@ def test_one_decimal_too_much_is_an_overflow() -> None:
 
 
 @pytest.mark.parametrize("value, text", [
-    (Fraction(2, 15), "2/15"), (Fraction(3), "3/1"), (Fraction(0), "0/1"), (None, "inf"),
+    (Fraction(2, 15), "2/15"), (Fraction(3), "3/1"), (Fraction(0), "0/1"), (math.inf, "inf"),
 ])
 def test_fraction_text_round_trip(value, text: str) -> None:
     assert format_fraction(value) == text
@@ -254,14 +254,22 @@ def placed_instances(draw) -> tuple[Instance, list[int]]:
 
 @settings(max_examples=300, deadline=None)
 @given(placed_instances())
-def test_float_peak_matches_exact_peak(case: tuple[Instance, list[int]]) -> None:
+def test_peaks_match_an_independent_exact_computation(case: tuple[Instance, list[int]]) -> None:
+    """evaluate's exact peak and the float-only hot-loop peak against Fractions of the decimal inputs."""
     inst, gpu_of = case
+    used = [Fraction(0)] * inst.num_gpus
+    load = [Fraction(0)] * inst.num_gpus
+    for model, g in zip(inst.models, gpu_of):
+        used[g] += Fraction(str(model.size_gb))
+        load[g] += Fraction(str(model.req_rate)) / Fraction(str(model.slo))
+    values = [Fraction(0) if n == 0 else (math.inf if u == Fraction(str(c)) else n / (Fraction(str(c)) - u))
+              for u, n, c in zip(used, load, inst.gpu_mem_gb)]
+    expected = max(values)
     ev = evaluate(inst, gpu_of)
-    if ev.peak_kvpr_exact is None:
-        assert ev.peak_kvpr == math.inf
-    else:
-        assert ev.peak_kvpr == pytest.approx(float(ev.peak_kvpr_exact), rel=1e-9, abs=1e-12)
-        assert peak_kvpr(inst, gpu_of) == pytest.approx(ev.peak_kvpr, rel=1e-9, abs=1e-12)
+    assert ev.peak_kvpr_exact == expected
+    assert ev.peak_kvpr == float(expected)
+    if expected < math.inf:
+        assert peak_kvpr(inst, gpu_of) == pytest.approx(float(expected), rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=100, deadline=None)
@@ -272,7 +280,6 @@ def test_shrinking_a_loaded_gpu_below_its_load_is_an_overflow(case: tuple[Instan
     used = sum(inst.sizes_exact[i] for i, gg in enumerate(gpu_of) if gg == g)
     caps = list(inst.gpu_mem_gb)
     caps[g] = float(used - Fraction(1, 10))
-    if caps[g] <= 0 or max(inst.sizes) > max(caps) or sum(inst.sizes_exact) > sum(map(Fraction, map(str, caps))):
-        return  # that shrunken cluster is not a valid instance; nothing to check
+    assume(caps[g] > 0 and max(inst.sizes) <= max(caps) and sum(inst.sizes_exact) <= sum(map(Fraction, map(str, caps))))
     with pytest.raises(PlacementError, match=rf"GPU {g}: memory overflow"):
         check_placement(inst.with_gpus(caps), gpu_of)

@@ -274,7 +274,7 @@ def test_knapsack_pricing_matches_brute_force() -> None:
 
 def test_colgen_certificates_are_sound_and_bound_is_valid() -> None:
     from kvopt.exact.colgen import colgen_lower_bound, lp_check
-    from kvopt.exact.setpart import mediant_lower_bound
+    from kvopt.bounds import mediant_bound
 
     proofs = 0
     for inst in TINY:
@@ -285,7 +285,7 @@ def test_colgen_certificates_are_sound_and_bound_is_valid() -> None:
                 proofs += 1
                 assert not brute_feasible(inst, opt * factor, False)
         bound = colgen_lower_bound(inst, time_limit_s=10)
-        assert mediant_lower_bound(inst) <= bound.bound <= opt
+        assert mediant_bound(inst) <= bound.bound <= opt
         if bound.certified:
             assert bound.bound < opt
     assert proofs > 0  # the test exercises the certificate at all

@@ -32,8 +32,9 @@ from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 from kvopt.bench.cases import SuiteCases
+from kvopt.bounds import simple_lower_bound
 from kvopt.evaluate import format_fraction, parse_fraction
-from kvopt.model import Instance, relative_gap, to_fraction
+from kvopt.model import ExactValue, Instance, relative_gap, to_fraction
 
 OPTIMAL_GAP = 1e-9
 PROVEN = ("optimal", "bound")
@@ -83,17 +84,9 @@ def exact_reference(record: Mapping[str, Any] | None) -> Reference | None:
                      _fraction(record.get("lower_bound_exact")))
 
 
-def cheap_lower_bound(instance: Instance) -> Fraction | None:
-    """``kvopt.bounds.simple_lower_bound`` (or ``root_lower_bound``) when that module exists."""
-    try:
-        import kvopt.bounds as bounds
-    except ImportError:
-        return None
-    fn = getattr(bounds, "simple_lower_bound", None) or getattr(bounds, "root_lower_bound", None)
-    if fn is None:
-        return None
-    value = fn(instance)
-    return None if value is None else to_fraction(value)
+def cheap_lower_bound(instance: Instance) -> ExactValue:
+    """``kvopt.bounds.simple_lower_bound`` (a ``Fraction``, or ``math.inf``)."""
+    return simple_lower_bound(instance)
 
 
 def best_lower_bound(candidates: Iterable[Fraction | None]) -> Reference | None:

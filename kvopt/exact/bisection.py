@@ -63,10 +63,11 @@ from kvopt.exact.branch_price import BranchPriceBackend
 from kvopt.exact.colgen import colgen_lower_bound
 from kvopt.exact.cpsat import CpSatBackend
 from kvopt.exact.milp import MilpBackend
+from kvopt.exact.packing import zero_demand_instance
 from kvopt.exact.setpart import SetPartitionBackend, count_patterns
 from kvopt.exact.solvers import silence_highs_banner
 from kvopt.heuristics.start import start_placement
-from kvopt.model import Instance, KvoptError, Model, Placement, Result
+from kvopt.model import ExactValue, Instance, KvoptError, Placement, Result, relative_gap
 
 BACKENDS = ("auto", "cpsat", "milp", "setpart", "branch-price")
 SOLVERS = ("highs", "cbc")
@@ -91,7 +92,7 @@ class BackendChoice:
 
 
 def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: int = 0, workers: int = 1,
-                 upper: Fraction | None = None) -> BackendChoice:
+                 upper: ExactValue = math.inf) -> BackendChoice:
     """Build the backend ``name`` (``auto`` decides with ``count_patterns`` at ``upper``)."""
     if name == "cpsat":
         return BackendChoice(CpSatBackend(workers=workers, seed=seed), "cpsat", "assignment")
@@ -110,8 +111,8 @@ def make_backend(name: str, instance: Instance, *, solver: str = "highs", seed: 
 
 
 def _auto_backend(instance: Instance, *, solver: str, seed: int, workers: int,
-                  upper: Fraction | None) -> BackendChoice:
-    if upper is None or upper <= 0:
+                  upper: ExactValue) -> BackendChoice:
+    if not 0 < upper < math.inf:
         return replace(make_backend("cpsat", instance, seed=seed, workers=workers), why="no finite upper bound")
     count = count_patterns(instance, upper, AUTO_PATTERN_CAP)
     if count is None:
@@ -131,8 +132,8 @@ class ExactProgress:
     strict: bool
     status: str
     seconds: float
-    lower: Fraction
-    upper: Fraction | None
+    lower: ExactValue
+    upper: ExactValue
 
 
 def _progress_callback(progress: Any) -> Callable[[ExactProgress], None] | None:
@@ -145,7 +146,7 @@ def _progress_callback(progress: Any) -> Callable[[ExactProgress], None] | None:
 
 
 def _print_progress(event: ExactProgress) -> None:
-    upper = "inf" if event.upper is None else f"{float(event.upper):.8g}"
+    upper = f"{float(event.upper):.8g}"
     print(f"[exact] #{event.iteration} T={float(event.target):.8g}{' (strict)' if event.strict else ''} "
           f"-> {event.status} in {event.seconds:.3f}s; bracket [{float(event.lower):.8g}, {upper}]",
           file=sys.stderr)
@@ -162,12 +163,6 @@ def scenario_bound_instance(instance: Instance) -> Instance:
     return max((instance.for_scenario(s) for s in instance.scenarios), key=root_lower_bound)
 
 
-def zero_demand_instance(instance: Instance) -> Instance:
-    """The same models and GPUs with every request rate 0: its feasibility at any ``T`` is memory only."""
-    models = [Model(m.name, m.size_gb, 0, m.slo) for m in instance.models]
-    return Instance(instance.name, tuple(models), instance.gpu_mem_gb, dict(instance.meta))
-
-
 # -- the driver -----------------------------------------------------------------------
 @dataclass
 class _Run:
@@ -181,7 +176,7 @@ class _Run:
     workers: int
     progress: Callable[[ExactProgress], None] | None
     lower: Fraction
-    upper: Fraction | None = None  # None = +inf (or no placement yet)
+    upper: ExactValue = math.inf  # the best placement's exact peak (math.inf: +inf, or no placement yet)
     best: tuple[int, ...] | None = None
     solves: list[tuple[str, bool, str, float]] = field(default_factory=list)
     iterations: int = 0
@@ -219,17 +214,11 @@ class _Run:
         """Take a backend's placement if it is valid and (when ``target`` is given) meets the target exactly."""
         checked = check_placement(self.instance, tuple(int(g) for g in gpu_of))
         peak = objective_peak_exact(self.instance, checked)
-        if target is not None and (peak is None or peak > target or (strict and peak == target)):
+        if target is not None and (peak > target or (strict and peak == target)):
             return False
-        if self.best is None or _better(peak, self.upper):
+        if self.best is None or peak < self.upper:
             self.best, self.upper = checked, peak
         return True
-
-
-def _better(peak: Fraction | None, upper: Fraction | None) -> bool:
-    if peak is None:
-        return False
-    return upper is None or peak < upper
 
 
 def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "highs", time_limit_s: float = 60.0,
@@ -267,13 +256,12 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     if best is not None:
         run.accept(best)
         details["start_peak"] = format_fraction(run.upper)
-    run.backend = make_backend(backend, instance, solver=solver, seed=seed, workers=workers,
-                               upper=run.upper if run.best is not None else None)
+    run.backend = make_backend(backend, instance, solver=solver, seed=seed, workers=workers, upper=run.upper)
     details.update(backend=run.backend.name, model=run.backend.model)
     if run.backend.why or rows_why:
         details["backend_choice"] = run.backend.why or rows_why
     outcome = _find_placement(run) if run.best is None else None
-    if outcome is None and run.upper is None:
+    if outcome is None and run.upper == math.inf:
         outcome = _find_finite_peak(run)
     if outcome is None:
         outcome = _bisect(run)
@@ -306,7 +294,7 @@ def _find_placement(run: _Run) -> str | None:
 
 def _find_finite_peak(run: _Run) -> str | None:
     """The best placement has an infinite peak: is any finite peak possible?"""
-    if is_infinite_bound(run.bound_instance, run.lower):
+    if is_infinite_bound(run.lower):
         run.stop_reason = "every placement leaves a GPU with demand and no free memory (bound)"
         return "optimal"
     ceiling = max(finite_peak_ceiling(run.instance.for_scenario(s)) for s in run.instance.scenarios) \
@@ -328,7 +316,6 @@ def _next_question(run: _Run) -> tuple[Fraction, bool]:
     a midpoint: a run of strict questions each shaving a little off ``upper`` would
     not halve the bracket (measured on 16-GPU cases: 14 such steps in a row).
     """
-    assert run.upper is not None
     gap = None if run.lower == 0 else run.upper / run.lower - 1
     if not run.proof_asked or gap is None or gap <= MIDPOINT_MIN_GAP or (gap <= PROOF_GAP and not run.strict_improved):
         return run.upper, True
@@ -339,7 +326,6 @@ def _next_question(run: _Run) -> tuple[Fraction, bool]:
 def _bisect(run: _Run) -> str:
     """Narrow ``[lower, upper]`` until the strict proof at ``upper`` succeeds or time runs out."""
     while True:
-        assert run.upper is not None
         if run.lower >= run.upper:
             run.stop_reason = "lower bound reaches the placement's peak"
             return "optimal"
@@ -386,7 +372,6 @@ def _raise_by_colgen(run: _Run) -> None:
     bound and saves the hardest bisection steps.
     """
     run.colgen_tried = True
-    assert run.upper is not None
     if run.upper / run.lower - 1 <= PROOF_GAP:
         return
     budget = min(COLGEN_MAX_S, COLGEN_SHARE * run.time_limit_s, run.remaining())
@@ -426,19 +411,8 @@ def _result(run: _Run, outcome: str, details: dict[str, Any], clock: float) -> R
     peak = objective_peak_exact(run.instance, run.best)
     evaluation = evaluate(run.instance, run.best)
     if run.instance.scenarios:
-        evaluation = replace(evaluation, peak_kvpr=math.inf if peak is None else float(peak))
-    if outcome == "optimal":
-        bound = peak  # optimal: the bound equals the peak (None = +inf)
-        return Result(name, "exact", "optimal", Placement(run.best), evaluation.peak_kvpr, peak,
-                      math.inf if bound is None else float(bound), bound, 0.0, seconds, details)
-    return Result(name, "exact", "feasible", Placement(run.best), evaluation.peak_kvpr, peak,
-                  float(run.lower), run.lower, exact_gap(peak, run.lower), seconds, details)
-
-
-def exact_gap(peak: Fraction | None, lower: Fraction) -> float:
-    """``peak / lower - 1`` from exact values (``inf`` for an infinite peak or a zero bound under a positive peak)."""
-    if peak is None:
-        return math.inf
-    if lower == 0:
-        return 0.0 if peak == 0 else math.inf
-    return float(peak / lower - 1)
+        evaluation = replace(evaluation, peak_kvpr=float(peak))
+    # Optimal: the bound is the peak itself (+inf included); else the best proven bound.
+    bound = peak if outcome == "optimal" else run.lower
+    return Result(name, "exact", "optimal" if outcome == "optimal" else "feasible", Placement(run.best),
+                  evaluation.peak_kvpr, peak, float(bound), bound, relative_gap(peak, bound), seconds, details)

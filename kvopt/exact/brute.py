@@ -13,10 +13,11 @@ these).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from kvopt.model import Instance, KvoptError, to_fraction
+from kvopt.model import ExactValue, Instance, KvoptError, to_fraction
 
 MAX_ASSIGNMENTS = 2_000_000  # G^m above this is refused (use a real solver)
 
@@ -46,19 +47,19 @@ def _tiny(instance: Instance) -> _Tiny:
     return _Tiny(sizes, demands, caps, tuple(group_of), tuple(tuple(m) for m in members))
 
 
-def _kvpr(demand: Fraction, free: Fraction) -> Fraction | None:
-    """``None`` = +inf."""
+def _kvpr(demand: Fraction, free: Fraction) -> ExactValue:
+    """``demand / free``; ``math.inf`` for demand with no free memory."""
     if demand == 0:
         return Fraction(0)
     if free <= 0:
-        return None
+        return math.inf
     return demand / free
 
 
-def brute_force_optimum(instance: Instance) -> tuple[Fraction | None, tuple[int, ...] | None]:
+def brute_force_optimum(instance: Instance) -> tuple[ExactValue | None, tuple[int, ...] | None]:
     """``(optimal peak, a placement attaining it)`` by enumerating every assignment.
 
-    Returns ``(None, None)`` if no placement fits in memory, ``(None, placement)``
+    Returns ``(None, None)`` if no placement fits in memory, ``(math.inf, placement)``
     if every placement has an infinite peak, else ``(peak, placement)``.  Raises
     ``KvoptError`` when ``G^m`` exceeds ``MAX_ASSIGNMENTS`` (meant for ≲ 8 models, ≲ 3 GPUs).
     """
@@ -81,7 +82,7 @@ class _Search:
         self.used = [Fraction(0)] * len(tiny.caps)
         self.demand = [Fraction(0)] * len(tiny.caps)
         self.count = [0] * len(tiny.caps)
-        self.best_peak: Fraction | None = None
+        self.best_peak: ExactValue = math.inf
         self.best_gpu_of: tuple[int, ...] | None = None
 
     def run(self, model: int, gpu_of: list[int]) -> None:
@@ -117,7 +118,7 @@ class _Search:
 
     def _record(self, gpu_of: list[int]) -> None:
         values = [_kvpr(self.demand[g], self.tiny.caps[g] - self.used[g]) for g in range(len(self.tiny.caps))]
-        peak = None if any(v is None for v in values) else max(values)  # type: ignore[type-var]
-        if self.best_gpu_of is None or (peak is not None and (self.best_peak is None or peak < self.best_peak)):
+        peak = max(values)
+        if self.best_gpu_of is None or peak < self.best_peak:
             self.best_peak = peak
             self.best_gpu_of = tuple(gpu_of)

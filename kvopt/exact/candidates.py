@@ -10,17 +10,18 @@ benchmarks use it to check the driver.
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from fractions import Fraction
 from typing import Sequence
 
+from kvopt.bounds import mediant_bound
 from kvopt.evaluate import exact_peak_kvpr
 from kvopt.exact.backend import FeasibilityQuery
-from kvopt.exact.setpart import (DEFAULT_PATTERN_CAP, PatternCapExceeded, SetPartitionBackend, class_patterns,
-                                 mediant_lower_bound)
+from kvopt.exact.setpart import DEFAULT_PATTERN_CAP, PatternCapExceeded, SetPartitionBackend, class_patterns
 from kvopt.heuristics.start import start_placement
-from kvopt.model import Instance, KvoptError, Placement, Result
+from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
 from kvopt.scaling import IntegerData, capacity_classes, integer_data, target_rows
 
 
@@ -77,9 +78,9 @@ def minimize_peak_setpart(instance: Instance, *, start: Sequence[int] | None = N
     if gpu_of is None:
         raise KvoptError(f"instance {instance.name!r}: no start placement found")
     best = exact_peak_kvpr(instance, gpu_of)
-    if best is None:
+    if best == math.inf:
         raise KvoptError(f"instance {instance.name!r}: the start placement has infinite peak")
-    lower = mediant_lower_bound(instance)
+    lower = mediant_bound(instance)
     details: dict = {"checks": 0}
     if best == 0:
         return _optimal_result(instance, gpu_of, best, t0, details)
@@ -114,8 +115,7 @@ def _optimal_result(instance: Instance, gpu_of: Sequence[int], peak: Fraction, t
 
 def _feasible_result(instance: Instance, gpu_of: Sequence[int], peak: Fraction, lower: Fraction, t0: float,
                      details: dict) -> Result:
-    gap = float(peak / lower - 1) if lower > 0 else None
     return Result(instance.name, "setpart", "feasible", Placement(tuple(gpu_of)), float(peak), peak,
-                  float(lower), lower, gap, time.perf_counter() - t0, details)
+                  float(lower), lower, relative_gap(peak, lower), time.perf_counter() - t0, details)
 
 

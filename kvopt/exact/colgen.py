@@ -51,9 +51,8 @@ from typing import Sequence
 import numpy as np
 
 from kvopt.exact.solvers import configured_highs
-from kvopt.bounds import simple_fraction_between
+from kvopt.bounds import mediant_bound, simple_fraction_between
 from kvopt.evaluate import exact_peak_kvpr
-from kvopt.exact.setpart import mediant_lower_bound
 from kvopt.heuristics.start import start_placement
 from kvopt.scaling import CapacityClass, IntegerData, TargetRows, capacity_classes, integer_data, target_rows
 from kvopt.model import Instance, KvoptError
@@ -431,7 +430,7 @@ def colgen_lower_bound(instance: Instance, *, upper: Fraction | None = None, tim
     near its threshold; an undecided check just ends the search higher).
     """
     t0 = time.perf_counter()
-    mediant = mediant_lower_bound(instance)
+    mediant = mediant_bound(instance)
     if upper is None:
         start, _ = start_placement(instance)
         upper = exact_peak_kvpr(instance, start) if start is not None else None

@@ -11,8 +11,8 @@ With known bounds ``T_lo <= T <= T_hi`` the McCormick envelope of ``z = T·x``::
 is *exact* for binary ``x``: ``x = 0`` gives ``0 <= z <= 0`` and ``x = 1`` gives
 ``T <= z <= T``.  With ``sum_g x_ig = 1`` and the memory rows ``sum_i s_i x_ig <= C_g``
 the MILP ``min T`` has the optimal peak as its optimum, provided it is in
-``[T_lo, T_hi]``: ``T_lo = Σn/(ΣC − Σs)`` (the mediant bound: ``peak·Σ(C_g−S_g) >=
-ΣN_g``) and ``T_hi`` the peak of a warm start (``kvopt.heuristics.start``).
+``[T_lo, T_hi]``: ``T_lo`` the proven ``kvopt.bounds.root_lower_bound`` and ``T_hi``
+the peak of a warm start (``kvopt.heuristics.start``).
 
 Symmetry of equal GPUs is cut by variable bounds: in a class of equal GPUs
 ``g_0, g_1, ...``, ``x_{i,g_k} = 0`` for ``i < k`` (relabel the GPUs of a class by
@@ -21,13 +21,12 @@ the smallest model index they carry; the ``k``-th then carries no model below
 
 **Precision.**  The data ``n_i``, ``s_i``, ``C_g`` enter as floats and the solver
 proves optimality only up to its tolerances (feasibility 1e-7, gap 1e-7 here).
-The placement is therefore re-evaluated exactly (``kvopt.evaluate``), and, when
-``certify`` is on and the instance is small enough, optimality is then proven in
-exact arithmetic by one strict set-partitioning check at the exact peak
-(``kvopt.exact.setpart``: no placement has peak ``< P``).  ``details["proof"]``
-says which proof stands behind ``status == "optimal"``: ``"exact"`` or
-``"solver-tolerance"`` (the solver's best bound is within 1e-6 of the peak; no
-``lower_bound_exact`` is given then).
+The placement is therefore re-evaluated exactly (``kvopt.evaluate``), and
+``optimal`` is only ever claimed with an exact proof: one strict set-partitioning
+check at the exact peak (``kvopt.exact.setpart``: no placement has peak ``< P``),
+or the start meeting the proven lower bound (``details["proof"]`` says which).
+Without it the result is ``feasible`` with the certified bound ``T_lo``; the
+solver's own float bound is only reported in ``details["solver_bound"]``.
 """
 
 from __future__ import annotations
@@ -39,20 +38,17 @@ from typing import Sequence
 
 from kvopt.exact.solvers import cbc_engine, configured_highs, highs_has_solution
 from kvopt.evaluate import evaluate, exact_peak_kvpr
-from kvopt.exact.backend import FeasibilityQuery
+from kvopt.bounds import root_lower_bound
+from kvopt.exact.backend import FeasibilityQuery, seconds_left
+from kvopt.exact.packing import finite_peak_packing, memory_packing
+from kvopt.exact.setpart import SetPartitionBackend
 from kvopt.exact.linear import LinearModel, LinearRow, to_highs, to_pulp
 from kvopt.heuristics.start import start_placement
-from kvopt.model import Instance, KvoptError, Placement, PlacementError, Result
+from kvopt.model import ExactValue, Instance, KvoptError, Placement, PlacementError, Result, relative_gap
 from kvopt.scaling import canonical_placement, capacity_classes, integer_data
 
 SOLVERS = ("highs", "cbc")
 SOLVER_GAP = 1e-7
-TOLERANCE_PROOF = 1e-6  # solver bound within this relative distance of the peak = "optimal" (tolerance)
-
-
-def _peak_key(instance: Instance, gpu_of: Sequence[int]) -> Fraction | float:
-    peak = exact_peak_kvpr(instance, gpu_of)
-    return math.inf if peak is None else peak
 
 
 # -- the model --------------------------------------------------------------------------
@@ -175,63 +171,84 @@ def _solve_cbc(model: LinearModel, start: Sequence[float], time_limit_s: float
 
 
 def solve_mccormick(instance: Instance, *, solver: str = "highs", time_limit_s: float = 60.0,
-                    lower: Fraction | None = None, upper: Fraction | None = None,
-                    warm_start: Sequence[int] | None = None, certify: bool = True, seed: int = 0) -> Result:
+                    lower: ExactValue | None = None, upper: Fraction | None = None,
+                    warm_start: Placement | Sequence[int] | None = None, certify: bool = True,
+                    seed: int = 0) -> Result:
     """Minimise the peak with the McCormick MILP; the result is re-evaluated exactly.
 
-    ``lower``/``upper``: known bounds on the optimum (defaults: mediant bound and
-    the warm start's peak); ``lower`` must be *proven* (it is trusted, and the
-    result is "optimal" at once if the start meets it).  ``certify``: prove optimality exactly with one strict
-    set-partitioning check (see module docstring).
+    ``lower``/``upper``: known bounds on the optimum (defaults: ``root_lower_bound``
+    and the start's peak); ``lower`` must be *proven* (it is trusted, and the
+    result is "optimal" at once if the start meets it).  ``certify``: prove
+    optimality exactly with one strict set-partitioning check; without that proof
+    the result is ``feasible`` whatever the solver says (see module docstring).
+    No placement at all gives ``infeasible`` (proven) or ``unknown``; an infinite
+    optimum is proven by the bound or by ``finite_peak_packing``.
     """
-    from kvopt.exact.setpart import SetPartitionBackend, mediant_lower_bound
-
     if solver not in SOLVERS:
         raise KvoptError(f"mccormick: unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
     t0 = time.perf_counter()
-    start, _ = start_placement(instance, warm_start)
+    deadline = t0 + time_limit_s
+    start, source = start_placement(instance, warm_start)
+    details: dict = {"solver": solver, "start": source}
     if start is None:
-        raise KvoptError(f"instance {instance.name!r}: no start placement found")
+        packing = memory_packing(instance, time_limit_s=seconds_left(deadline), seed=seed)
+        if packing.status != "feasible":
+            return _no_placement(instance, packing.status, t0, details)
+        start = packing.gpu_of
+    t_lo = max(root_lower_bound(instance), lower if lower is not None else Fraction(0))
     start_peak = exact_peak_kvpr(instance, start)
-    if start_peak is None:
-        raise KvoptError(f"instance {instance.name!r}: the start placement has infinite peak KVPR")
-    t_lo = max(mediant_lower_bound(instance), Fraction(lower) if lower is not None else Fraction(0))
-    t_hi = min(start_peak, Fraction(upper)) if upper is not None else start_peak
-    details: dict = {"solver": solver, "T_lo": float(t_lo), "T_hi": float(t_hi), "start_peak": float(start_peak)}
+    if start_peak == math.inf and t_lo < math.inf:
+        finite = finite_peak_packing(instance, time_limit_s=seconds_left(deadline), hint=start, seed=seed)
+        details["finite_peak_check"] = finite.status
+        if finite.status == "infeasible":
+            t_lo = math.inf  # proven: every placement has an infinite peak
+        elif finite.status == "feasible":
+            start, start_peak = finite.gpu_of, exact_peak_kvpr(instance, finite.gpu_of)
+    details.update(T_lo=float(t_lo), start_peak=float(start_peak))
     if start_peak <= t_lo:
-        # The start meets a lower bound: optimal, exactly.
-        return _result(instance, start, "optimal", t_lo, t0, {**details, "proof": "exact", "via": "start meets bound"})
+        # The start meets a proven lower bound (+inf included): optimal, exactly.
+        return _result(instance, start, "optimal", start_peak, t0, {**details, "proof": "start meets bound"})
+    if start_peak == math.inf:
+        return _result(instance, start, "feasible", t_lo, t0, {**details, "reason": "no finite-peak placement found"})
+    t_hi = min(start_peak, Fraction(upper)) if upper is not None else start_peak
     if t_hi < t_lo:
         raise KvoptError(f"mccormick: upper bound {t_hi} is below the lower bound {t_lo}")
+    details["T_hi"] = float(t_hi)
     start = canonical_placement(start, gpu_classes(instance))
     model = mccormick_model(instance, t_lo, t_hi)
     values_in = start_values(instance, start, float(t_hi))
     if solver == "highs":
-        proved, values, bound, status_text = _solve_highs(model, values_in, time_limit_s, seed)
+        proved, values, bound, status_text = _solve_highs(model, values_in, seconds_left(deadline), seed)
     else:
-        proved, values, bound, status_text = _solve_cbc(model, values_in, time_limit_s)
+        proved, values, bound, status_text = _solve_cbc(model, values_in, seconds_left(deadline))
     details.update(solver_status=status_text, solver_bound=bound, solver_seconds=time.perf_counter() - t0)
     gpu_of = placement_from_values(instance, values) if values is not None else None
-    if gpu_of is None or _peak_key(instance, gpu_of) > start_peak or not _fits_memory(instance, gpu_of):
+    if gpu_of is None or not _fits_memory(instance, gpu_of) or exact_peak_kvpr(instance, gpu_of) > start_peak:
         gpu_of = start
     peak = exact_peak_kvpr(instance, gpu_of)
-    assert peak is not None  # no worse than the finite start peak
-    float_bound = max(float(t_lo), bound) if bound is not None else float(t_lo)
     if proved and certify:
-        remaining = max(0.5, time_limit_s - (time.perf_counter() - t0))
-        answer = SetPartitionBackend().check(FeasibilityQuery(instance, peak, strict=True, time_limit_s=remaining))
+        answer = SetPartitionBackend().check(FeasibilityQuery(instance, peak, strict=True,
+                                                              time_limit_s=seconds_left(deadline), seed=seed))
         details["certify"] = answer.status
         if answer.status == "infeasible":
-            return _result(instance, gpu_of, "optimal", peak, t0, {**details, "proof": "exact"})
+            return _result(instance, gpu_of, "optimal", peak, t0, {**details, "proof": "set-partitioning check"})
         if answer.status == "feasible":
             # The solver's tolerance hid a better placement: report it, unproven.
-            better = answer.gpu_of
             details["note"] = "exact check found a better placement than the solver's optimum"
-            return _result(instance, better, "feasible", t_lo, t0, details)
-    if proved and float_bound >= float(peak) * (1 - TOLERANCE_PROOF):
-        return _result(instance, gpu_of, "optimal", None, t0, {**details, "proof": "solver-tolerance"},
-                       float_bound=float_bound)
-    return _result(instance, gpu_of, "feasible", t_lo, t0, details, float_bound=float_bound)
+            return _result(instance, answer.gpu_of, "feasible", t_lo, t0, details)
+    # The solver's own bound is a float with tolerances: kept in details, never reported as the bound.
+    return _result(instance, gpu_of, "feasible", t_lo, t0, details)
+
+
+def _no_placement(instance: Instance, status: str, t0: float, details: dict) -> Result:
+    """No start and no packing: ``infeasible`` when the packing search proved it, else ``unknown``."""
+    if status == "infeasible":
+        details["reason"] = "no placement fits in memory (proven)"
+        return Result(instance.name, "mccormick", "infeasible", None, None, seconds=time.perf_counter() - t0,
+                      details=details)
+    details["reason"] = "no placement found and no proof that none exists"
+    return Result(instance.name, "mccormick", "unknown", None, None, seconds=time.perf_counter() - t0,
+                  details=details)
 
 
 def _fits_memory(instance: Instance, gpu_of: Sequence[int]) -> bool:
@@ -242,15 +259,9 @@ def _fits_memory(instance: Instance, gpu_of: Sequence[int]) -> bool:
     return True
 
 
-def _result(instance: Instance, gpu_of: Sequence[int], status: str, bound_exact: Fraction | None, t0: float,
-            details: dict, *, float_bound: float | None = None) -> Result:
-    """A ``Result`` with the peak from ``kvopt.evaluate``; lower bound exact if given, else the float one."""
+def _result(instance: Instance, gpu_of: Sequence[int], status: str, bound: ExactValue, t0: float,
+            details: dict) -> Result:
+    """A ``Result`` with the peak from ``kvopt.evaluate`` and the certified (exact) lower bound."""
     ev = evaluate(instance, gpu_of)
-    lower = float(bound_exact) if bound_exact is not None else float_bound
-    if bound_exact is not None and float_bound is not None:
-        lower = max(lower, float_bound)
-    gap = None
-    if lower is not None:
-        gap = 0.0 if status == "optimal" else (ev.peak_kvpr / lower - 1 if lower > 0 else None)
     return Result(instance.name, "mccormick", status, Placement(tuple(gpu_of)), ev.peak_kvpr, ev.peak_kvpr_exact,
-                  lower, bound_exact, gap, time.perf_counter() - t0, details)
+                  float(bound), bound, relative_gap(ev.peak_kvpr_exact, bound), time.perf_counter() - t0, details)

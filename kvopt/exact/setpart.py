@@ -605,14 +605,3 @@ class SetPartitionBackend(TimedBackend):
 
 def _valid_indices(gpu_of: Sequence[int], num_gpus: int) -> bool:
     return all(isinstance(g, (int, np.integer)) and 0 <= g < num_gpus for g in gpu_of)
-
-
-def mediant_lower_bound(instance: Instance) -> Fraction:
-    """``Σn / (ΣC − Σs)``: ``peak·Σ_g(C_g − S_g) >= Σ_g N_g`` for every placement."""
-    free = sum(instance.capacities_exact) - sum(instance.sizes_exact)
-    demand = sum(instance.demands_exact)
-    if demand == 0:
-        return Fraction(0)
-    if free <= 0:
-        raise KvoptError(f"instance {instance.name!r}: models fill all GPU memory; every placement has infinite KVPR")
-    return demand / free

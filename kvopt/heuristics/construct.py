@@ -24,7 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from kvopt.evaluate import kvpr, kvpr_vector, peak_kvpr
+from kvopt.bounds import simple_lower_bound as exact_simple_lower_bound
+from kvopt.evaluate import peak_kvpr
 from kvopt.heuristics.search import PackingSearch
 from kvopt.heuristics.state import MEM_REL_TOL, LoadState, fits_memory
 from kvopt.model import Instance, KvoptError, Placement
@@ -39,16 +40,8 @@ RULES = ("worst_fit", "best_fit")
 
 
 def simple_lower_bound(instance: Instance) -> float:
-    """``max(sum n / (sum C - sum s), max_i n_i / (C_max - s_i))``: no placement does better.
-
-    The first term is the fluid bound (all GPUs pooled); the second holds because
-    model ``i`` sits on some GPU with at most ``C_max - s_i`` free memory.
-    """
-    total_demand = float(instance.demands.sum())
-    pooled = kvpr(total_demand, float(instance.capacities.sum() - instance.sizes.sum()))
-    largest = float(instance.capacities.max())
-    single = kvpr_vector(instance.demands, largest - instance.sizes)
-    return max(pooled, float(single.max()))
+    """``kvopt.bounds.simple_lower_bound`` as a float: where the parametric packing starts its search."""
+    return float(exact_simple_lower_bound(instance))
 
 
 # -- packing at a fixed target ---------------------------------------------------

@@ -10,13 +10,14 @@ reaches the proven unconstrained optimum (``K*``) or the cap.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Sequence
 
 from kvopt.evaluate import format_fraction, objective_peak_exact, scenario_peaks
-from kvopt.model import Instance, KvoptError, Placement, Result
+from kvopt.model import ExactValue, Instance, KvoptError, Placement, Result
 from kvopt.replan.migration import MigrationError, Step, plan_migration
 from kvopt.replan.moves import Budget, budget_row, move_cost, moves_between, require_current
 from kvopt.replan.search import budget_local_search
@@ -31,7 +32,7 @@ class ReplanAnswer:
 
     result: Result
     budget: Budget | None
-    current_peak_exact: Fraction | None  # of the models placed now (None = +inf or nothing placed)
+    current_peak_exact: ExactValue  # of the models placed now (math.inf = +inf; 0 when nothing is placed)
     plan: tuple[Step, ...] | None = None
     plan_error: str | None = None
     frontier: tuple[Result, ...] = field(default=())
@@ -48,7 +49,7 @@ def current_instance(instance: Instance) -> Instance | None:
                           for s in instance.scenarios))
 
 
-def current_peak(instance: Instance) -> Fraction | None:
+def current_peak(instance: Instance) -> ExactValue:
     """The objective (worst scenario peak) of the current placement, new models left out."""
     now = current_instance(instance)
     if now is None:
@@ -73,7 +74,7 @@ def _search_result(instance: Instance, budget: Budget | None, starts: Sequence[S
                       details={"reason": "no placement within the budget found (a new model fits nowhere?)"})
     peak = objective_peak_exact(instance, gpu_of)
     return Result(instance.name, "replan-pipeline", "feasible", Placement(gpu_of),
-                  float("inf") if peak is None else float(peak), peak,
+                  float(peak), peak,
                   seconds=time.perf_counter() - seconds_start)
 
 
@@ -184,7 +185,7 @@ def answer_json(instance: Instance, answer: ReplanAnswer) -> dict[str, Any]:
         out["peak_kvpr"] = answer.result.peak_kvpr
         out["peak_kvpr_exact"] = format_fraction(answer.result.peak_kvpr_exact)
     out["budget"] = answer.budget.describe() if answer.budget else None
-    out["current_peak_kvpr"] = "inf" if answer.current_peak_exact is None else float(answer.current_peak_exact)
+    out["current_peak_kvpr"] = "inf" if answer.current_peak_exact == math.inf else float(answer.current_peak_exact)
     out["current_peak_kvpr_exact"] = format_fraction(answer.current_peak_exact)
     if answer.result.placement is not None:
         out.update(moves_json(instance, answer.result.placement.gpu_of))
