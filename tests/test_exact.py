@@ -52,8 +52,8 @@ def tiny_instances(draw: st.DrawFn, max_models: int = 7, max_gpus: int = 3) -> I
         raise
 
 
-def naive_optimum(inst: Instance) -> tuple[bool, Fraction | None]:
-    """Every assignment, no symmetry reduction, kvopt.evaluate's exact peak (None = +inf)."""
+def naive_optimum(inst: Instance) -> tuple[bool, Fraction | float | None]:
+    """Every assignment, no symmetry reduction, kvopt.evaluate's exact peak (math.inf = +inf; None: nothing fits)."""
     fits, best = False, None
     for gpu_of in itertools.product(range(inst.num_gpus), repeat=inst.num_models):
         try:
@@ -62,7 +62,7 @@ def naive_optimum(inst: Instance) -> tuple[bool, Fraction | None]:
             continue
         fits = True
         peak = exact_peak_kvpr(inst, gpu_of)
-        if peak is not None and (best is None or peak < best):
+        if best is None or peak < best:
             best = peak
     return fits, best
 
@@ -85,7 +85,7 @@ def assert_matches_brute(inst: Instance, result) -> None:
         assert result.status == "infeasible" and result.placement is None
         return
     assert result.status == "optimal", result.details
-    assert result.peak_kvpr_exact == optimum  # exact Fractions (None = +inf on both sides)
+    assert result.peak_kvpr_exact == optimum  # exact values (math.inf = +inf on both sides)
 
 
 # -- brute force ----------------------------------------------------------------------
@@ -165,7 +165,7 @@ def _backends() -> list:
 def test_backends_answer_exactly_at_the_optimum(inst: Instance) -> None:
     """KVPR <= T* is feasible and KVPR < T* infeasible; the placement meets T*."""
     optimum, _ = brute_force_optimum(inst)
-    assume(optimum is not None and optimum > 0)
+    assume(optimum is not None and 0 < optimum < math.inf)
     for backend in _backends():
         at = backend.check(FeasibilityQuery(inst, optimum, strict=False))
         below = backend.check(FeasibilityQuery(inst, optimum, strict=True))
