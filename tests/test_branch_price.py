@@ -59,7 +59,7 @@ def test_feasibility_agrees_with_brute_force(inst: Instance, target: Fraction, s
     assert (answer.status == "feasible") == brute_feasible(inst, target, strict), answer.details
     if answer.status == "feasible":
         peak = exact_peak_kvpr(inst, check_placement(inst, answer.gpu_of))
-        assert peak is not None and (peak < target if strict else peak <= target)
+        assert peak < target if strict else peak <= target
 
 
 @SETTINGS
@@ -67,7 +67,7 @@ def test_feasibility_agrees_with_brute_force(inst: Instance, target: Fraction, s
 def test_answers_exactly_at_the_optimum(inst: Instance) -> None:
     """KVPR <= T* is feasible and KVPR < T* infeasible, through the tree (no search, no hint)."""
     optimum, _ = brute_force_optimum(inst)
-    assume(optimum is not None and optimum > 0)
+    assume(optimum is not None and 0 < optimum < math.inf)
     backend = tree_only()
     at = backend.check(FeasibilityQuery(inst, optimum, strict=False))
     below = backend.check(FeasibilityQuery(inst, optimum, strict=True))
