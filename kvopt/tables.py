@@ -69,9 +69,9 @@ def models_cell(names: Sequence[str]) -> str:
 
 
 def peak_gpus(instance: Instance, gpu_of: Sequence[int]) -> set[int]:
-    """Every GPU whose exact KVPR equals the exact peak (``None`` = +inf on both sides)."""
+    """Every GPU whose exact KVPR equals the exact peak (which may be ``math.inf``)."""
     values = exact_gpu_kvpr(instance, gpu_of)
-    peak = None if any(v is None for v in values) else max(values)  # type: ignore[type-var]
+    peak = max(values)
     return {g for g, v in enumerate(values) if v == peak}
 
 

@@ -241,6 +241,18 @@ def test_every_gpu_at_the_peak_is_marked(tmp_path: Path, capsys: pytest.CaptureF
     assert capsys.readouterr().out.count("<- peak") == 2
 
 
+def test_gpus_at_an_infinite_peak_are_marked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # Two 80 GB models with demand on two 80 GB GPUs: both GPUs are full, both KVPRs +inf.
+    models = [{"name": f"m{i}", "size_gb": 80, "req_rate": 1, "slo": 1} for i in range(2)] + \
+             [{"name": "idle", "size_gb": 80, "req_rate": 0, "slo": 1}]
+    inst = write(tmp_path / "i.json", {"gpu_mem_gb": [80, 80, 80], "models": models})
+    placement = write(tmp_path / "p.json", {"assignment": {"m0": 0, "m1": 1, "idle": 2}})
+    assert main(["check", str(inst), str(placement)]) == 0
+    out = capsys.readouterr().out
+    marked = [line.split()[0] for line in out.splitlines() if "<- peak" in line]
+    assert marked == ["0", "1"]
+
+
 def test_long_names_are_shortened(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "c.json"
     save_instance(_cluster(4, long_names=True), path)
