@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from kvopt.model import InfeasibleInstanceError, KvoptError
+from kvopt.model import KvoptError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -184,10 +184,13 @@ def add_solve_parser(sub: argparse._SubParsersAction) -> None:
                    help="greedy: Prism's algorithm; pipeline: fast heuristics; exact: proven optimum "
                         "(bisection); mccormick: one MILP; auto: exact up to 40 models, else pipeline; "
                         "lns: exact neighbourhood search for big clusters")
-    p.add_argument("--backend", default="auto", choices=list(BACKENDS), help="exact solver backend")
-    p.add_argument("--solver", default="highs", choices=list(SOLVERS), help="MILP solver")
-    p.add_argument("--time-limit", type=float, default=60.0, metavar="S", help="seconds for exact methods")
-    p.add_argument("--seed", type=int, default=0, help="random seed (lns)")
+    # Not given = None: solve() rejects an option the method does not use, so defaults are stated here.
+    p.add_argument("--backend", choices=list(BACKENDS),
+                   help="exact solver backend (exact, auto, lns; default: auto)")
+    p.add_argument("--solver", choices=list(SOLVERS), help="MILP solver (exact, auto, mccormick; default: highs)")
+    p.add_argument("--time-limit", type=float, metavar="S",
+                   help="seconds for the whole solve (exact, auto, mccormick, lns; default: 60)")
+    p.add_argument("--seed", type=int, help="random seed (exact, auto, mccormick, lns; default: 0)")
     p.add_argument("--out", metavar="FILE", help="also write the placement JSON to FILE")
     p.add_argument("--json", action="store_true", help="print the placement JSON instead of the table")
     p.add_argument("--all", action="store_true", help="list every GPU (large clusters show the peak ones only)")
@@ -197,23 +200,16 @@ def add_solve_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_solve(args: argparse.Namespace) -> int:
     from kvopt.evaluate import evaluate
     from kvopt.io import result_to_json
-    from kvopt.solve import solve
+    from kvopt.solve import METHOD_OPTIONS, solve
     from kvopt.tables import format_placement, format_summary
 
     out = output_file(args.out) if args.out else None
-    try:
-        instance = _load(args)
-    except InfeasibleInstanceError as exc:
-        # No placement can exist: a status, not a malformed file.
-        payload = {"instance": Path(args.instance).stem, "method": args.method, "status": "infeasible",
-                   "reason": str(exc), "peak_kvpr": None, "assignment": None}
-        if out:
-            _write_json_file(out, payload)
-        print(json.dumps(payload, indent=1) if args.json else f"infeasible: {exc}")
-        return EXIT_FAILED
-    with BracketProgress(enabled=_progress_enabled(args), label=args.method) as progress:
+    instance = _load(args)
+    uses_progress = "progress" in METHOD_OPTIONS[args.method]
+    with BracketProgress(enabled=_progress_enabled(args) and uses_progress, label=args.method) as progress:
         result = solve(instance, args.method, backend=args.backend, solver=args.solver,
-                       time_limit_s=args.time_limit, seed=args.seed, progress=progress.callback)
+                       time_limit_s=args.time_limit, seed=args.seed,
+                       progress=progress.callback if uses_progress else None)
     payload = result_to_json(instance, result)
     if out:
         _write_json_file(out, payload)
@@ -223,7 +219,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         print(format_placement(instance, result, evaluate(instance, result.placement), show_all=args.all))
     else:
         print(format_summary(result))
-    return EXIT_FAILED if result.status == "infeasible" else EXIT_OK
+    # A valid instance is never exit 2: no placement (proven or not) is a failed solve, exit 1.
+    return EXIT_OK if result.success else EXIT_FAILED
 
 
 # -- check -------------------------------------------------------------------------

@@ -35,10 +35,6 @@ class KvoptError(ValueError):
     """Bad input: the message names the model or field and the reason."""
 
 
-class InfeasibleInstanceError(KvoptError):
-    """The models cannot be placed at all (total memory, or a model larger than every GPU)."""
-
-
 class PlacementError(KvoptError):
     """A placement that is not valid for its instance."""
 
@@ -95,6 +91,13 @@ class Model:
     slo: float
     current_gpu: int | None = None  # GPU the model runs on now (re-placement); None = a new model
 
+    def __post_init__(self) -> None:
+        # Validated on construction too (``Model(...)`` directly, not only ``Model.build``): downstream trusts it.
+        checked = _model_fields(self.name, self.size_gb, self.req_rate, self.slo, self.current_gpu,
+                                f"model {self.name!r}")
+        for key, value in checked.items():
+            object.__setattr__(self, key, value)
+
     @property
     def demand(self) -> float:
         """``n_i = req_rate / slo`` (float)."""
@@ -111,23 +114,30 @@ class Model:
     @staticmethod
     def build(name: Any, size_gb: Any, req_rate: Any, slo: Any, where: str | None = None,
               current_gpu: Any = None) -> "Model":
-        """Validate the fields of one model (GPU-independent checks only; the GPU range is the instance's)."""
-        label = where or f"model {name!r}"
-        if not isinstance(name, str) or not name:
-            raise KvoptError(f"{label}: field 'name' must be a non-empty string, got {name!r}")
-        size = _number(size_gb, f"{label}: field 'size_gb'")
-        rate = _number(req_rate, f"{label}: field 'req_rate'")
-        slo_v = _number(slo, f"{label}: field 'slo'")
-        if size <= 0:
-            raise KvoptError(f"{label}: field 'size_gb' must be > 0, got {size_gb!r}")
-        if rate < 0:
-            raise KvoptError(f"{label}: field 'req_rate' must be >= 0, got {req_rate!r}")
-        if slo_v <= 0:
-            raise KvoptError(f"{label}: field 'slo' must be > 0, got {slo!r}")
-        if current_gpu is not None and (isinstance(current_gpu, bool) or not isinstance(current_gpu, (int, np.integer))):
-            raise KvoptError(f"{label}: field 'current_gpu' must be a GPU index (integer) or absent, got {current_gpu!r}")
-        gpu = None if current_gpu is None else int(current_gpu)
-        return Model(name=name, size_gb=size, req_rate=rate, slo=slo_v, current_gpu=gpu)
+        """Validate the fields of one model (GPU-independent checks only; the GPU range is the instance's).
+
+        ``where`` names the model in error messages (e.g. ``models[3]`` when it has no valid name).
+        """
+        return Model(**_model_fields(name, size_gb, req_rate, slo, current_gpu, where or f"model {name!r}"))
+
+
+def _model_fields(name: Any, size_gb: Any, req_rate: Any, slo: Any, current_gpu: Any, label: str) -> dict[str, Any]:
+    """The checked, normalised fields of a model; ``KvoptError`` naming ``label`` and the field otherwise."""
+    if not isinstance(name, str) or not name:
+        raise KvoptError(f"{label}: field 'name' must be a non-empty string, got {name!r}")
+    size = _number(size_gb, f"{label}: field 'size_gb'")
+    rate = _number(req_rate, f"{label}: field 'req_rate'")
+    slo_v = _number(slo, f"{label}: field 'slo'")
+    if size <= 0:
+        raise KvoptError(f"{label}: field 'size_gb' must be > 0, got {size_gb!r}")
+    if rate < 0:
+        raise KvoptError(f"{label}: field 'req_rate' must be >= 0, got {req_rate!r}")
+    if slo_v <= 0:
+        raise KvoptError(f"{label}: field 'slo' must be > 0, got {slo!r}")
+    if current_gpu is not None and (isinstance(current_gpu, bool) or not isinstance(current_gpu, (int, np.integer))):
+        raise KvoptError(f"{label}: field 'current_gpu' must be a GPU index (integer) or absent, got {current_gpu!r}")
+    gpu = None if current_gpu is None else int(current_gpu)
+    return {"name": name, "size_gb": size, "req_rate": rate, "slo": slo_v, "current_gpu": gpu}
 
 
 @dataclass(frozen=True)
@@ -320,26 +330,32 @@ def _validate_instance(inst: Instance) -> None:
     if len(inst.models) == 0:
         raise KvoptError("field 'models': the instance has no models")
     seen: set[str] = set()
-    largest = max(caps)
     for m in inst.models:
         if not isinstance(m, Model):
             raise KvoptError(f"field 'models': expected Model objects, got {m!r}")
         if m.name in seen:
             raise KvoptError(f"model {m.name!r}: duplicate model name")
         seen.add(m.name)
-        if m.size_gb > largest:
-            raise InfeasibleInstanceError(
-                f"model {m.name!r}: field 'size_gb' = {m.size_gb} GB is larger than every GPU "
-                f"(largest is {largest} GB); the instance is infeasible"
-            )
-    total_size = sum(to_fraction(m.size_gb) for m in inst.models)
-    total_mem = sum(to_fraction(c) for c in caps)
+
+
+def infeasibility_reason(inst: Instance) -> str | None:
+    """Why no placement can fit in memory, when one of two cheap proofs shows it; ``None`` otherwise.
+
+    A model larger than every GPU, or total model size above total GPU memory.
+    An instance like that is valid input: every method answers it with status
+    ``infeasible`` and this reason (``kvopt.solve``), never with an input error.
+    """
+    largest = max(inst.capacities_exact)
+    for m in inst.models:
+        if m.size_exact > largest:
+            return (f"model {m.name!r}: field 'size_gb' = {m.size_gb} GB is larger than every GPU "
+                    f"(largest is {_fmt(largest)} GB); the instance is infeasible")
+    total_size = sum(inst.sizes_exact)
+    total_mem = sum(inst.capacities_exact)
     if total_size > total_mem:
-        excess = total_size - total_mem
-        raise InfeasibleInstanceError(
-            f"infeasible: total model size {_fmt(total_size)} GB exceeds total GPU memory "
-            f"{_fmt(total_mem)} GB by {_fmt(excess)} GB"
-        )
+        return (f"infeasible: total model size {_fmt(total_size)} GB exceeds total GPU memory "
+                f"{_fmt(total_mem)} GB by {_fmt(total_size - total_mem)} GB")
+    return None
 
 
 def _fmt(x: Fraction) -> str:
@@ -383,6 +399,21 @@ class Result:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def success(self) -> bool:
+        """A valid placement came back (``optimal`` or ``feasible``), like scipy's ``OptimizeResult.success``."""
+        return self.status in ("optimal", "feasible")
+
+    @property
+    def message(self) -> str:
+        """One line saying what the status means for this run (the reason, when there is one)."""
+        reason = self.details.get("reason") if self.details else None
+        text = {"optimal": "optimal (proven in exact arithmetic)",
+                "feasible": "valid placement, not proven optimal",
+                "infeasible": "no placement fits (proven)",
+                "unknown": "no placement found, and no proof that none exists"}[self.status]
+        return f"{text}: {reason}" if reason else text
 
 
 def relative_gap(value: ExactValue | None, reference: ExactValue | None) -> float | None:

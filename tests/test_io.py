@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from kvopt.io import (
     result_to_json,
     save_instance,
 )
-from kvopt.model import InfeasibleInstanceError, Instance, KvoptError, Placement, Result
+from kvopt.model import Instance, KvoptError, Placement, Result, infeasibility_reason
 
 GOOD = {
     "name": "demo",
@@ -127,8 +128,8 @@ def test_json_nan_and_infinity_are_rejected(tmp_path: Path, literal: str) -> Non
 
 def test_json_infeasible_total(tmp_path: Path) -> None:
     data = {**GOOD, "gpu_mem_gb": [40, 40]}  # 85.5 GB of weights on 80 GB
-    with pytest.raises(InfeasibleInstanceError, match=r"infeasible: .* by 5\.5 GB"):
-        load_instance(write_json(tmp_path, data))
+    # Valid input: loading works, and the reason says by how much nothing fits.
+    assert re.search(r"infeasible: .* by 5\.5 GB", infeasibility_reason(load_instance(write_json(tmp_path, data))))
 
 
 def test_gpus_option_is_refused_for_json(tmp_path: Path) -> None:
@@ -190,7 +191,6 @@ def test_csv_empty_file_reports_all_columns(tmp_path: Path) -> None:
     ("b,20,inf,2", r"model 'b' \(line 3\): field 'req_rate': must be finite, got 'inf'"),
     ("b,20,6,0", r"model 'b': field 'slo' must be > 0"),
     ("b,20,-1,2", r"model 'b': field 'req_rate' must be >= 0"),
-    ("b,90,6,2", r"model 'b': field 'size_gb' = 90 GB is larger than every GPU"),
     ("a,20,6,2", r"model 'a': duplicate model name"),
 ])
 def test_csv_bad_cell(tmp_path: Path, row: str, message: str) -> None:

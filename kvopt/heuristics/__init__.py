@@ -12,36 +12,33 @@ from typing import Callable
 from kvopt.evaluate import evaluate
 from kvopt.heuristics.greedy import greedy
 from kvopt.heuristics.pipeline import PipelineConfig, pipeline
-from kvopt.heuristics.state import no_placement
+from kvopt.heuristics.state import NoPlacementError
 from kvopt.model import Instance, KvoptError, Placement, PlacementError, Result
 
 
-def _pipeline_default(instance: Instance) -> Placement:
-    return pipeline(instance)
-
-
-HEURISTICS: dict[str, Callable[[Instance], Placement]] = {
-    "greedy": greedy,
-    "pipeline": _pipeline_default,
+HEURISTICS: dict[str, Callable[..., Placement]] = {
+    "greedy": lambda instance, config: greedy(instance),
+    "pipeline": lambda instance, config: pipeline(instance, config or PipelineConfig()),
 }
 
 
-def run_heuristic(name: str, instance: Instance) -> Result:
+def run_heuristic(name: str, instance: Instance, *, config: PipelineConfig | None = None) -> Result:
     """Run heuristic ``name`` on ``instance`` and evaluate its placement (exact peak included).
 
     ``seconds`` is the heuristic's own wall time (``time.perf_counter``), evaluation excluded.
-    Raises ``KvoptError`` for an unknown name or when no memory-feasible placement was found.
+    No memory-feasible placement found: status ``unknown``, no placement, ``details["reason"]``
+    (a heuristic proves nothing).  Raises ``KvoptError`` for an unknown name.
     """
     if name not in HEURISTICS:
         raise KvoptError(f"unknown heuristic {name!r}; known heuristics: {', '.join(sorted(HEURISTICS))}")
     start = time.perf_counter()
-    placement = HEURISTICS[name](instance)
-    seconds = time.perf_counter() - start
     try:
-        evaluation = evaluate(instance, placement)
-    except PlacementError as exc:
-        # Never hand out an invalid placement.
-        raise no_placement(name, str(exc)) from None
+        placement = HEURISTICS[name](instance, config)
+        seconds = time.perf_counter() - start
+        evaluation = evaluate(instance, placement)  # never hand out an invalid placement
+    except (NoPlacementError, PlacementError) as exc:
+        return Result(instance.name, name, "unknown", None, None, seconds=time.perf_counter() - start,
+                      details={"reason": str(exc)})
     return Result(
         instance=instance.name,
         method=name,
