@@ -281,7 +281,8 @@ def test_an_interrupt_kills_running_calls_and_exits_at_once(sig, code, suite_dir
         sent = time.monotonic()
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=30)
-        assert time.monotonic() - sent < 5.0
+        # Generous under load; the 2 s target is measured in scripts/bench_isolation.py.
+        assert time.monotonic() - sent < 10.0
     finally:
         proc.kill()
     assert proc.returncode == code
