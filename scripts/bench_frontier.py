@@ -1,0 +1,244 @@
+"""The exact frontier (issue 9): branch and price vs the current backends vs LNS, same budget per case.
+
+Runs (each niced by the caller; one run at a time, the machine has 2 cores):
+
+* ``families``: every case of tight, dense, llm, hetero, small with ``solve_exact``
+  (the proof alone), backend ``auto`` (set partitioning / CP-SAT) and
+  ``branch-price``, ``--family-limit`` seconds per case;
+* ``medium``: the chosen ``medium`` cases with ``--method exact`` (anytime: the proof
+  plus the LNS primal side) on backend ``branch-price`` and on ``auto`` (before this
+  change: set partitioning on 8 GPUs, CP-SAT from 16 where it has too many patterns), and
+  ``--method lns``, ``--limit`` seconds per case each.
+
+Every finished run is appended to ``--raw`` (JSON lines) at once, so an
+interrupted benchmark keeps what it measured; ``--render`` only rewrites the
+report from the raw file.  Writes ``reports/frontier.md`` and (``--reference``)
+``instances/medium/reference.json`` from the best result per case: ``optimal``
+only where a run proved it, else ``feasible`` with the best peak and the best
+certified bound over all runs.
+
+Usage::
+
+    nice python scripts/bench_frontier.py [--sections families,medium] [--cases 0,1,4,5]
+        [--limit 60] [--family-limit 20] [--skip-auto] [--raw reports/frontier_raw.jsonl] [--render] [--reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from kvopt.bench.machine import cpu_model
+from kvopt.evaluate import format_fraction
+from kvopt.model import Result
+from kvopt.suites import load_suite
+
+FAMILIES = ("tight", "dense", "llm", "hetero", "small")
+FAMILY_BACKENDS = ("auto", "branch-price")
+MEDIUM_RUNS = (("exact", "branch-price"), ("exact", "auto"), ("lns", "-"))
+
+
+def run_record(section: str, suite: str, inst: Any, method: str, backend: str, limit_s: float,
+               result: Result) -> dict[str, Any]:
+    """One measured run as plain JSON data (exact values as ``p/q`` strings)."""
+    return {
+        "section": section, "suite": suite, "case": inst.name, "gpus": inst.num_gpus, "models": inst.num_models,
+        "method": method, "backend": backend, "limit_s": limit_s, "status": result.status,
+        "peak": format_fraction(result.peak_kvpr_exact) if result.placement is not None else None,
+        "bound": format_fraction(result.lower_bound_exact) if result.lower_bound_exact is not None else None,
+        "gap": result.gap, "seconds": round(result.seconds, 3), "load": os.getloadavg()[0],
+        "backend_used": result.details.get("backend"),
+    }
+
+
+def append(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def run_families(raw: Path, limit_s: float) -> None:
+    from kvopt.exact import solve_exact
+
+    for suite in FAMILIES:
+        for inst in load_suite(suite):
+            for backend in FAMILY_BACKENDS:
+                result = solve_exact(inst, backend=backend, time_limit_s=limit_s)
+                append(raw, run_record("families", suite, inst, "exact", backend, limit_s, result))
+
+
+def run_medium(raw: Path, cases: list[int], limit_s: float, runs: tuple[tuple[str, str], ...] = MEDIUM_RUNS) -> None:
+    from kvopt.solve import solve
+
+    instances = load_suite("medium")
+    for case in cases:
+        inst = instances[case]
+        for method, backend in runs:
+            result = solve(inst, method, backend=backend if backend != "-" else "auto", time_limit_s=limit_s)
+            append(raw, run_record("medium", "medium", inst, method, backend, limit_s, result))
+            print(f"{inst.name} {method}/{backend}: {result.status} gap {result.gap} {result.seconds:.1f}s",
+                  flush=True)
+
+
+# -- the report ---------------------------------------------------------------------------------
+def read_raw(raw: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
+
+
+def _median(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else "—"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.3f} %"
+
+
+def family_table(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["| suite | backend | cases | proven | median s | max s | cases > 5 s |", "|---|---|--:|--:|--:|--:|--:|"]
+    for suite in FAMILIES:
+        for backend in FAMILY_BACKENDS:
+            rows = [r for r in records if r["section"] == "families" and r["suite"] == suite and r["backend"] == backend]
+            if not rows:
+                continue
+            secs = [r["seconds"] for r in rows]
+            proven = sum(r["status"] == "optimal" for r in rows)
+            lines.append(f"| {suite} | {backend} | {len(rows)} | {proven} | {_median(secs)} | {max(secs):.2f} | "
+                         f"{sum(s > 5 for s in secs)} |")
+    return lines
+
+
+def medium_tables(records: list[dict[str, Any]]) -> list[str]:
+    rows = [r for r in records if r["section"] == "medium"]
+    best_bound = best_bounds(rows)
+    lines = ["Gap = peak / best certified bound over all runs of the case − 1 (so the three methods are "
+             "compared against one reference).", "",
+             "| G | method | backend | cases | proven | median s | max s | median gap | max gap |",
+             "|--:|---|---|--:|--:|--:|--:|--:|--:|"]
+    for gpus in sorted({r["gpus"] for r in rows}):
+        for method, backend in MEDIUM_RUNS:
+            sel = [r for r in rows if r["gpus"] == gpus and r["method"] == method and r["backend"] == backend]
+            if not sel:
+                continue
+            gaps = [float(Fraction(r["peak"]) / best_bound[r["case"]] - 1) for r in sel if r["peak"] not in (None, "inf")]
+            proven = sum(r["status"] == "optimal" for r in sel)
+            secs = [r["seconds"] for r in sel]
+            lines.append(f"| {gpus} | {method} | {backend} | {len(sel)} | {proven} | {_median(secs)} | "
+                         f"{max(secs):.1f} | {_pct(statistics.median(gaps)) if gaps else '—'} | "
+                         f"{_pct(max(gaps)) if gaps else '—'} |")
+    lines += ["", "Per case (peak relative to the LNS peak of the same case: < 0 means better than LNS):", "",
+              "| case | G | models | exact branch-price | exact auto | lns | best bound | proven by |",
+              "|---|--:|--:|---|---|---|---|---|"]
+    for case in sorted({r["case"] for r in rows}):
+        sel = {(r["method"], r["backend"]): r for r in rows if r["case"] == case}
+        lns = sel.get(("lns", "-"))
+        cells = []
+        for key in MEDIUM_RUNS:
+            r = sel.get(key)
+            if r is None or r["peak"] in (None, "inf"):
+                cells.append("—")
+                continue
+            rel = "" if lns is None or key == ("lns", "-") else \
+                f", {100 * float(Fraction(r['peak']) / Fraction(lns['peak']) - 1):+.4f} % vs lns"
+            cells.append(f"{r['status']} {float(Fraction(r['peak'])):.6f} ({r['seconds']:.0f} s{rel})")
+        proven = [f"{m}/{b}" for (m, b), r in sel.items() if r["status"] == "optimal"]
+        any_r = next(iter(sel.values()))
+        lines.append(f"| {case} | {any_r['gpus']} | {any_r['models']} | {' | '.join(cells)} | "
+                     f"{float(best_bound[case]):.6f} | {', '.join(proven) or '—'} |")
+    return lines
+
+
+def best_bounds(rows: list[dict[str, Any]]) -> dict[str, Fraction]:
+    """The largest certified bound per case over every run (each is a proof)."""
+    out: dict[str, Fraction] = {}
+    for r in rows:
+        if r["bound"] not in (None, "inf"):
+            bound = Fraction(r["bound"])
+            out[r["case"]] = max(out.get(r["case"], bound), bound)
+    return out
+
+
+def render(records: list[dict[str, Any]], out: Path) -> None:
+    loads = [r["load"] for r in records]
+    lines = ["# Exact frontier: branch and price, current backends and LNS", "",
+             f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `scripts/bench_frontier.py` on "
+             f"{cpu_model()} ({os.cpu_count()} cores), Python {platform.python_version()}.  The machine was shared "
+             f"with other jobs: 1-min load average {min(loads, default=0):.1f}–{max(loads, default=0):.1f} during "
+             "the runs, so times are indicative; compare within a table.", "",
+             "## Hard families: the proof alone (`solve_exact`)", ""]
+    fam = [r for r in records if r["section"] == "families"]
+    if fam:
+        lines += [f"Time limit {fam[0]['limit_s']:g} s per case.", ""] + family_table(records)
+    else:
+        lines.append("Not run.")
+    lines += ["", "## medium: `--method exact` (anytime) vs `--method lns`, same budget", ""]
+    med = [r for r in records if r["section"] == "medium"]
+    if med:
+        lines += [f"Budget {med[0]['limit_s']:g} s per case and method; cases run: "
+                  f"{', '.join(sorted({r['case'] for r in med}))}.", ""] + medium_tables(records)
+    else:
+        lines.append("Not run.")
+    out.write_text("\n".join(lines) + "\n")
+
+
+def write_medium_reference(records: list[dict[str, Any]], path: Path) -> None:
+    """Best per case: a proven optimum where any run proved one, else best peak + best bound (``feasible``)."""
+    rows = [r for r in records if r["section"] == "medium" and r["peak"] not in (None, "inf")]
+    bounds = best_bounds(rows)
+    cases: dict[str, Any] = {}
+    for case in sorted({r["case"] for r in rows}):
+        sel = [r for r in rows if r["case"] == case]
+        best = min(sel, key=lambda r: Fraction(r["peak"]))
+        peak, bound = Fraction(best["peak"]), bounds[case]
+        optimal = any(r["status"] == "optimal" and Fraction(r["peak"]) == peak for r in sel) or bound >= peak
+        bound = peak if optimal else bound
+        cases[case] = {"value": format_fraction(peak), "value_float": float(peak),
+                       "status": "optimal" if optimal else "feasible",
+                       "lower_bound": format_fraction(bound), "lower_bound_float": float(bound),
+                       "gap": 0.0 if optimal else float(peak / bound - 1),
+                       "backend": best["backend_used"], "model": f"{best['method']} ({best['backend']})",
+                       "seconds": best["seconds"]}
+    document = {"suite": "medium",
+                "generated_by": "scripts/bench_frontier.py: best of exact (branch-price), exact (auto) and lns "
+                                "per case; optimal only where proven, else feasible with the best certified bound",
+                "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "cases": cases}
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="families,medium")
+    parser.add_argument("--cases", default="0,1,2,3,4,5,6,7", help="medium case numbers")
+    parser.add_argument("--limit", type=float, default=60.0, help="seconds per medium case and method")
+    parser.add_argument("--family-limit", type=float, default=20.0)
+    parser.add_argument("--raw", default="reports/frontier_raw.jsonl")
+    parser.add_argument("--out", default="reports/frontier.md")
+    parser.add_argument("--skip-auto", action="store_true", help="medium: only exact (branch-price) and lns, not exact (auto)")
+    parser.add_argument("--render", action="store_true", help="only rewrite the report from --raw")
+    parser.add_argument("--reference", action="store_true", help="also write instances/medium/reference.json")
+    args = parser.parse_args()
+    raw = Path(args.raw)
+    if not args.render:
+        sections = args.sections.split(",")
+        start = time.perf_counter()
+        if "families" in sections:
+            run_families(raw, args.family_limit)
+        if "medium" in sections:
+            runs = tuple(r for r in MEDIUM_RUNS if args.skip_auto is False or r[1] != "auto")
+            run_medium(raw, [int(c) for c in args.cases.split(",")], args.limit, runs)
+        print(f"benchmark wall time {time.perf_counter() - start:.0f} s")
+    records = read_raw(raw)
+    render(records, Path(args.out))
+    if args.reference:
+        write_medium_reference(records, Path("instances/medium/reference.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
