@@ -180,8 +180,11 @@ def render(records: list[dict[str, Any]], out: Path) -> None:
     lines += ["", "## medium: `--method exact` (anytime) vs `--method lns`, same budget", ""]
     med = [r for r in records if r["section"] == "medium"]
     if med:
-        lines += [f"Budget {med[0]['limit_s']:g} s per case and method; cases run: "
-                  f"{', '.join(sorted({r['case'] for r in med}))}.", ""] + medium_tables(records)
+        ran = sorted({r["case"] for r in med})
+        missing = [inst.name for inst in load_suite("medium") if inst.name not in ran]
+        lines += [f"Budget {med[0]['limit_s']:g} s per case and method; cases run: {', '.join(ran)}.  "
+                  f"Not run (time on the shared machine): {', '.join(missing) or 'none'}; no 600 s runs; "
+                  "`exact`/`auto` only up to 16 GPUs.", ""] + medium_tables(records)
     else:
         lines.append("Not run.")
     out.write_text("\n".join(lines) + "\n")
