@@ -26,7 +26,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from kvopt.evaluate import check_assignment, evaluate, format_fraction
+from kvopt.evaluate import check_assignment, evaluate, format_fraction, scenario_peaks
 from kvopt.model import DEFAULT_GPU_MEM_GB, Instance, KvoptError, Placement, Result
 
 
@@ -237,6 +237,12 @@ def result_to_json(instance: Instance, result: Result) -> dict[str, Any]:
         out["peak_kvpr_exact"] = format_fraction(ev.peak_kvpr_exact)
         out["gpu_kvpr"] = [_json_float(v) for v in ev.gpu_kvpr]
         out["assignment"] = result.placement.as_mapping(instance)
+        peaks = scenario_peaks(instance, result.placement)
+        if peaks is not None:  # the objective is the worst scenario peak; gpu_kvpr stays at the base rates
+            worst = peaks.worst_exact
+            out["peak_kvpr"] = _json_float(float(worst))
+            out["peak_kvpr_exact"] = format_fraction(worst)
+            out.update(peaks.as_json())
     else:
         out["peak_kvpr"] = None
         out["gpu_kvpr"] = None

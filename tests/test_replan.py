@@ -12,8 +12,8 @@ import pytest
 from kvopt.cli import main
 from kvopt.exact import solve_exact
 from kvopt.io import instance_from_dict, instance_to_dict
-from kvopt.model import Instance, KvoptError
-from kvopt.replan import (Budget, MigrationError, frontier, make_budget, move_cost, plan_migration, replan,
+from kvopt.model import KvoptError
+from kvopt.replan import (MigrationError, frontier, make_budget, move_cost, plan_migration, replan,
                           replay_plan)
 from kvopt.replan.core import best_within_budget
 from kvopt.replan.search import budget_local_search
@@ -305,3 +305,40 @@ def test_cli_replan_json(tmp_path, capsys):
     assert main(["replan", str(path), "--pareto", "--json"]) == 0
     frontier_points = json.loads(capsys.readouterr().out)["frontier"]
     assert [p["max_moves"] for p in frontier_points] == list(range(len(frontier_points)))
+
+
+@pytest.mark.parametrize("method", ["pipeline", "greedy", "exact", "auto"])
+def test_solve_with_scenarios_reports_the_worst_peak(tmp_path, capsys, method):
+    data = random_case(40, num_models=6, num_gpus=3, scenarios=3)
+    for m in data["models"]:
+        m.pop("current_gpu", None)
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(data))
+    assert main(["solve", str(path), "--method", method, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    gpu_of = tuple(out["assignment"][m["name"]] for m in data["models"])
+    assert Fraction(out["peak_kvpr_exact"]) == brute_objective(data, gpu_of)
+    assert out["binding_scenario"] in ("s0", "s1", "s2")
+    assert out["lower_bound"] <= out["peak_kvpr"] + 1e-12
+    if method in ("exact", "auto"):
+        assert out["status"] == "optimal" and Fraction(out["peak_kvpr_exact"]) == brute_best(data, None)
+
+
+def test_stored_replan_references_are_consistent_frontiers():
+    from kvopt.suites import load_reference, load_suite
+
+    reference = load_reference("replan")
+    instances = {i.name: i for i in load_suite("replan")}
+    assert reference and set(reference) == set(instances)
+    for name, entry in reference.items():
+        points = entry["frontier"]
+        assert [p["max_moves"] for p in points] == list(range(len(points)))
+        assert all(p["status"] == "optimal" for p in points)  # every case has <= 8 GPUs: all proven
+        values = [Fraction(p["value"]) for p in points]
+        assert values == sorted(values, reverse=True) and values[-1] == Fraction(entry["value"])
+        instance = instances[name]
+        for p in points:
+            gpu_of = tuple(p["assignment"][m.name] for m in instance.models)
+            assert move_cost(instance, gpu_of, "count") == p["num_moves"] <= p["max_moves"]
+            from kvopt.evaluate import exact_peak_kvpr
+            assert exact_peak_kvpr(instance, gpu_of) == Fraction(p["value"])

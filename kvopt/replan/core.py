@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, Sequence
 
-from kvopt.evaluate import format_fraction, objective_peak_exact, scenario_peaks
+from kvopt.evaluate import format_fraction, objective_peak_exact
 from kvopt.model import ExactValue, Instance, KvoptError, Placement, Result
 from kvopt.replan.migration import MigrationError, Step, plan_migration
 from kvopt.replan.moves import Budget, budget_row, move_cost, moves_between, require_current
@@ -80,14 +80,22 @@ def _search_result(instance: Instance, budget: Budget | None, starts: Sequence[S
 
 def best_within_budget(instance: Instance, budget: Budget | None, *, method: str = "auto", backend: str = "auto",
                        solver: str = "highs", time_limit_s: float = 60.0, seed: int = 0,
-                       starts: Sequence[Sequence[int]] = ()) -> Result:
-    """The best placement found within ``budget`` (``method``: pipeline | exact | auto)."""
+                       starts: Sequence[Sequence[int]] = (), floor: Fraction | None = None) -> Result:
+    """The best placement found within ``budget`` (``method``: pipeline | exact | auto).
+
+    ``floor``: a proven lower bound valid for every budget (the proven
+    unconstrained optimum); a placement attaining it is optimal without a search.
+    """
     _check(method, budget, instance)
     clock = time.perf_counter()
     heuristic = _search_result(instance, budget, starts, clock)
     use_exact = method == "exact" or (method == "auto" and instance.num_models <= AUTO_EXACT_MAX_MODELS)
     if not use_exact:
         return heuristic
+    if floor is not None and heuristic.peak_kvpr_exact == floor:
+        return replace(heuristic, method="replan-exact", status="optimal", lower_bound=float(floor),
+                       lower_bound_exact=floor, gap=0.0,
+                       details={"stop_reason": "the peak equals the proven unconstrained optimum"})
     from kvopt.exact import solve_exact
 
     row = budget_row(instance, budget) if budget is not None else None
@@ -134,10 +142,11 @@ def frontier(instance: Instance, *, max_moves: int | None = None, backend: str =
     cap = movable if max_moves is None else min(max_moves, movable)
     points: list[Result] = []
     starts = [unconstrained.placement.gpu_of] if unconstrained.placement is not None else []
+    floor = unconstrained.peak_kvpr_exact if unconstrained.status == "optimal" else None
     for k in range(cap + 1):
         budget = Budget("count", Fraction(k))
         point = best_within_budget(instance, budget, method=method, backend=backend, solver=solver,
-                                   time_limit_s=time_limit_s, seed=seed, starts=starts)
+                                   time_limit_s=time_limit_s, seed=seed, starts=starts, floor=floor)
         points.append(replace(point, details={**point.details, "max_moves": k}))
         if point.placement is not None:
             starts = [point.placement.gpu_of, *starts[-1:]]
@@ -159,11 +168,6 @@ def moves_json(instance: Instance, gpu_of: Sequence[int]) -> dict[str, Any]:
             "moved_gb": float(move_cost(instance, gpu_of, "size"))}
 
 
-def scenario_json(instance: Instance, gpu_of: Sequence[int]) -> dict[str, Any]:
-    peaks = scenario_peaks(instance, gpu_of)
-    return {} if peaks is None else peaks.as_json()
-
-
 def point_json(instance: Instance, point: Result) -> dict[str, Any]:
     out: dict[str, Any] = {"max_moves": point.details.get("max_moves"), "status": point.status,
                            "peak_kvpr": point.peak_kvpr,
@@ -181,15 +185,11 @@ def answer_json(instance: Instance, answer: ReplanAnswer) -> dict[str, Any]:
     from kvopt.io import result_to_json
 
     out = result_to_json(instance, answer.result)
-    if answer.result.placement is not None and instance.scenarios:
-        out["peak_kvpr"] = answer.result.peak_kvpr
-        out["peak_kvpr_exact"] = format_fraction(answer.result.peak_kvpr_exact)
     out["budget"] = answer.budget.describe() if answer.budget else None
     out["current_peak_kvpr"] = "inf" if answer.current_peak_exact == math.inf else float(answer.current_peak_exact)
     out["current_peak_kvpr_exact"] = format_fraction(answer.current_peak_exact)
     if answer.result.placement is not None:
         out.update(moves_json(instance, answer.result.placement.gpu_of))
-        out.update(scenario_json(instance, answer.result.placement.gpu_of))
     if answer.plan is not None:
         out["plan"] = [s.as_json() for s in answer.plan]
     if answer.plan_error is not None:

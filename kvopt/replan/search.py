@@ -8,8 +8,11 @@ ties between placements with the same peak (fewer GPUs near the peak).
 
 Changes tried from a GPU at the peak, best first (best-improvement descent):
 relocate one of its models; swap one with a model elsewhere (a swap counts as two
-moves); and, when the budget is spent, relocate one of its models while sending
-an already-moved model back to its current GPU (budget-neutral).  Starts: the
+moves); an ejection chain (a model of the target GPU moves on to a third GPU to
+make room); and, when the budget is spent, relocate one of its models while
+sending an already-moved model back to its current GPU (budget-neutral).  Then
+``PERTURB_ROUNDS`` seeded kicks (one or two random relocations within the budget,
+then descent) keep the best state.  Starts: the
 current placement (new models inserted greedily), and the unconstrained
 pipeline placement aligned to the current GPUs with moves undone until the
 budget holds.  The best descent wins.
@@ -18,6 +21,7 @@ budget holds.  The best descent wins.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -28,6 +32,7 @@ from kvopt.model import Instance, Model
 from kvopt.replan.moves import align_to_current, cost_vector
 
 EPS = 1e-12
+PERTURB_ROUNDS = 30
 UNPLACED = -1  # a new model not inserted yet
 
 
@@ -128,6 +133,8 @@ def candidate_changes(state: ReplanState, budget: float) -> list[Change]:
                 changes.append(Change(((i, g),)))
                 for j in members[g]:
                     changes.append(Change(((i, g), (j, p))))
+                    # ejection chain: j makes room for i on g by going to a third GPU
+                    changes.extend(Change(((j, h), (i, g))) for h in range(num_gpus) if h not in (p, g))
                 if state.spent + state.move_cost(i, g) - state.move_cost(i, p) > budget + EPS:
                     for k in moved:
                         if k != i and state.current[k] is not None:
@@ -201,7 +208,7 @@ def _start_from_target(instance: Instance, costs: Sequence[float], budget: float
 
 
 def budget_local_search(instance: Instance, budget: float, cost: str = "count",
-                        starts: Sequence[Sequence[int]] = ()) -> tuple[int, ...] | None:
+                        starts: Sequence[Sequence[int]] = (), seed: int = 0) -> tuple[int, ...] | None:
     """The best placement found within ``budget`` (in ``cost`` units), or ``None`` if no start fits.
 
     ``starts``: extra placements to descend from (e.g. the unconstrained
@@ -227,4 +234,26 @@ def budget_local_search(instance: Instance, budget: float, cost: str = "count",
         descend(state, budget)
         if best is None or _better(state.key(), best.key()):
             best = state
-    return None if best is None else tuple(best.gpu_of)
+    if best is None:
+        return None
+    return tuple(perturb_and_descend(instance, best, budget, seed))
+
+
+def perturb_and_descend(instance: Instance, best: ReplanState, budget: float, seed: int,
+                        rounds: int = PERTURB_ROUNDS) -> list[int]:
+    """Iterated local search: kick the best state with 1-2 random relocations (memory and budget
+    respected), descend, keep the result when it is better.  Seeded: deterministic."""
+    rng = random.Random(seed)
+    best_gpu_of = list(best.gpu_of)
+    costs = best.costs
+    for _ in range(rounds):
+        state = ReplanState(instance, best_gpu_of, costs)
+        for _ in range(rng.randint(1, 2)):
+            i = rng.randrange(instance.num_models)
+            g = rng.randrange(instance.num_gpus)
+            if state.try_change(Change(((i, g),)), budget) is not None:
+                state.apply(Change(((i, g),)))
+        descend(state, budget)
+        if _better(state.key(), best.key()):
+            best, best_gpu_of = state, list(state.gpu_of)
+    return best_gpu_of

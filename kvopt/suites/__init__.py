@@ -36,6 +36,7 @@ REFERENCE_FILE = "reference.json"
 register(Suite("adrs50", "the 50 cases of the ADRS/OpenEvolve prism example (seed 42, 5-9 GPUs x 80 GB)",
                generate_adrs50))
 import kvopt.suites.families  # noqa: E402,F401  (the hard families register themselves on import)
+import kvopt.suites.replan  # noqa: E402,F401  (the re-placement suites register themselves on import)
 
 
 def get_suite(name: str) -> Suite:
