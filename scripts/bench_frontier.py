@@ -223,6 +223,7 @@ def main() -> int:
     parser.add_argument("--raw", default="reports/frontier_raw.jsonl")
     parser.add_argument("--out", default="reports/frontier.md")
     parser.add_argument("--skip-auto", action="store_true", help="medium: only exact (branch-price) and lns, not exact (auto)")
+    parser.add_argument("--exact-only", action="store_true", help="medium: only exact (branch-price)")
     parser.add_argument("--render", action="store_true", help="only rewrite the report from --raw")
     parser.add_argument("--reference", action="store_true", help="also write instances/medium/reference.json")
     args = parser.parse_args()
@@ -234,6 +235,8 @@ def main() -> int:
             run_families(raw, args.family_limit)
         if "medium" in sections:
             runs = tuple(r for r in MEDIUM_RUNS if args.skip_auto is False or r[1] != "auto")
+            if args.exact_only:
+                runs = (("exact", "branch-price"),)
             run_medium(raw, [int(c) for c in args.cases.split(",")], args.limit, runs)
         print(f"benchmark wall time {time.perf_counter() - start:.0f} s")
     records = read_raw(raw)
