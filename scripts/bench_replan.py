@@ -1,6 +1,6 @@
 """Benchmark of re-placement (kvopt.replan) on the ``replan`` and ``scenarios`` suites.
 
-Writes ``reports/replan.md`` and, with ``--write-references``, the suites' files and
+Writes ``reports/replan.md`` (with the plot ``reports/replan_frontier.png``) and, with ``--write-references``, the suites' files and
 ``reference.json`` under ``instances/replan`` and ``instances/scenarios`` (each
 ``replan`` case entry carries its exact ``frontier``: one point per ``K``).
 
@@ -107,6 +107,28 @@ def write_references(suite: str, cases: dict, time_limit_s: float) -> None:
     (folder / "reference.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
+def plot_frontiers(frontier_rows: list[dict], path: Path) -> None:
+    """Peak / unconstrained optimum vs moves for every case; the naive re-solve as a cross at its move count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in frontier_rows:
+        line, = ax.plot(range(len(r["frontier"])), [p / r["peak_star"] for p in r["frontier"]], marker="o",
+                        markersize=3, label=r["case"])
+        ax.plot([r["naive_aligned"]], [r["naive_peak"] / r["peak_star"]], marker="x", color=line.get_color())
+    ax.set_yscale("log")
+    ax.set_xlabel("moves allowed (K)")
+    ax.set_ylabel("proven optimal peak / unconstrained optimum")
+    ax.set_title("replan suite: exact frontier (o) vs naive re-solve (x, aligned moves)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def report(frontier_rows: list[dict], scenario_rows: list[dict], args: argparse.Namespace, wall_s: float,
            load: tuple[float, float, float]) -> str:
     lines = ["# Re-placement benchmark (`scripts/bench_replan.py`)", "",
@@ -139,7 +161,7 @@ def report(frontier_rows: list[dict], scenario_rows: list[dict], args: argparse.
               f"* Naive re-solve moves (raw / aligned), mean: {statistics.mean(r['naive_raw'] for r in frontier_rows):.1f}"
               f" / {statistics.mean(r['naive_aligned'] for r in frontier_rows):.1f}; the frontier reaches the "
               f"same peak with K* = {statistics.mean(r['k_star'] for r in frontier_rows):.1f} moves on average.",
-              "", "Frontier peaks per K (K = 0, 1, ...):", ""]
+              "", "![frontier](replan_frontier.png)", "", "Frontier peaks per K (K = 0, 1, ...):", ""]
     for r in frontier_rows:
         lines.append(f"* {r['case']}: " + ", ".join(f"{p:.4f}" for p in r["frontier"]))
     lines += ["", "## `scenarios`: robust placement vs the placement for the average demand", "",
@@ -169,6 +191,7 @@ def main() -> None:
     frontier_rows, frontier_refs = bench_frontiers(args.time_limit)
     scenario_rows, scenario_refs = bench_scenarios(args.time_limit)
     wall_s = time.perf_counter() - clock
+    plot_frontiers(frontier_rows, Path(args.out).with_name("replan_frontier.png"))
     Path(args.out).write_text(report(frontier_rows, scenario_rows, args, wall_s, load))
     if args.write_references:
         write_references("replan", frontier_refs, args.time_limit)
