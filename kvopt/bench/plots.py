@@ -7,6 +7,10 @@
 * ``time_vs_size``: seconds per case against the number of models.
 * ``worst_case_gpus``: KVPR per GPU of each method on the case with the largest
   gap, with the reference as a dashed line.
+* ``move_frontier``: for suites whose references store an exact (moves, peak)
+  frontier (``replan``), the best peak with at most K moves relative to the peak
+  of the current placement (K = 0), one line per case; hollow markers are points
+  not proven optimal.
 """
 
 from __future__ import annotations
@@ -179,4 +183,27 @@ def worst_case_gpus(records: Sequence[Mapping[str, Any]], methods: Sequence[str]
     ax.set_title(f"worst case {worst['suite']}/{worst['case']}: {worst['method']} "
                  f"gap {100 * float(worst['gap']):.2f}%", fontsize=10)
     fig.tight_layout()
+    return _png(fig)
+
+
+def move_frontier(frontiers: Mapping[str, Sequence[Mapping[str, Any]]]) -> bytes:
+    """Peak with at most K moves / peak with none, per case (see the module docstring)."""
+    if not frontiers:
+        return _empty("no stored move frontiers")
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    cmap = plt.get_cmap("tab10")
+    for i, (case, points) in enumerate(sorted(frontiers.items())):
+        start = _finite_or_nan(points[0]["peak"]) if points else math.nan
+        if not points or not start > 0:
+            continue
+        moves = [p["max_moves"] for p in points]
+        ratio = [_finite_or_nan(p["peak"]) / start for p in points]
+        color = cmap(i % 10)
+        ax.plot(moves, ratio, "-", color=color, label=case, linewidth=1)
+        for k, r, p in zip(moves, ratio, points):
+            ax.plot([k], [r], MARKERS[0], color=color, fillstyle="full" if p["status"] == "optimal" else "none")
+    ax.set_xlabel("move budget K (models relocated)")
+    ax.set_ylabel("best peak KVPR / current peak")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     return _png(fig)

@@ -35,6 +35,7 @@ PLOTS: tuple[tuple[str, str], ...] = (
     ("gap_distribution", "Gap distribution"),
     ("time_vs_size", "Time vs instance size"),
     ("worst_case_gpus", "KVPR per GPU on the worst case"),
+    ("move_frontier", "Peak vs move budget (stored exact frontiers)"),
 )
 
 
@@ -184,8 +185,10 @@ def render_plots(document: Mapping[str, Any]) -> dict[str, bytes]:
         "gap_distribution": lambda: plots.gap_distribution(records, methods),
         "time_vs_size": lambda: plots.time_vs_size(records, methods),
         "worst_case_gpus": lambda: plots.worst_case_gpus(records, methods),
+        "move_frontier": lambda: plots.move_frontier(document.get("frontiers") or {}),
     }
-    return {name: makers[name]() for name, _ in PLOTS}
+    # The frontier plot only where a suite stores frontiers (the replan family).
+    return {name: makers[name]() for name, _ in PLOTS if name != "move_frontier" or document.get("frontiers")}
 
 
 def write_report(document: Mapping[str, Any], out_dir: str | Path) -> list[Path]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+from fractions import Fraction
 import sys
 import time
 from dataclasses import replace
@@ -56,6 +57,20 @@ class RunInterrupted(Exception):
     def exit_code(self) -> int:
         """128 + the signal: 130 for Ctrl-C, 143 for SIGTERM, as shells report them."""
         return 128 + self.signum
+
+
+def stored_frontiers(suites: Sequence[SuiteCases]) -> dict[str, list[dict[str, Any]]]:
+    """``{"suite/case": [{"max_moves", "peak", "status"}, ...]}`` from references that store a
+    (moves, peak) frontier (``kvopt reference`` on the replan family); empty when none do."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for suite in suites:
+        for instance in suite.instances:
+            points = (suite.references.get(instance.name) or {}).get("frontier")
+            if isinstance(points, list) and points:
+                out[f"{suite.name}/{instance.name}"] = [
+                    {"max_moves": int(p["max_moves"]), "peak": float(Fraction(p["value"])) if p.get("value") not in
+                     (None, "inf") else math.inf, "status": p.get("status")} for p in points]
+    return out
 
 
 def run_benchmark(
@@ -119,6 +134,9 @@ def run_benchmark(
         "skipped": [s.to_json() for s in skipped],
         "wall_seconds": time.perf_counter() - start,
     }
+    frontiers = stored_frontiers(suites)
+    if frontiers:
+        document["frontiers"] = frontiers
     if interrupted is not None:
         document["interrupted"] = signal.Signals(interrupted).name
         raise RunInterrupted(document, interrupted)
