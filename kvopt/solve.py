@@ -11,7 +11,8 @@ input error.  An instance that one of the cheap proofs shows infeasible
 status ``infeasible`` with ``details["reason"]``; a method that finds no placement
 without proving that none exists gives ``unknown`` with the reason.  The heuristics
 fall back to an exact memory packing (``kvopt.exact.packing``) on instances of at
-most ``PACKING_FALLBACK_MAX_MODELS`` models before giving up.
+most ``PACKING_FALLBACK_MAX_MODELS`` models before giving up (the pipeline does;
+``greedy`` is Prism's algorithm as published and answers ``unknown``).
 
 **Options.**  ``None`` means "not given"; an option that the chosen method does
 not use is an error (``KvoptError``), never silently ignored (``METHOD_OPTIONS``).
@@ -116,16 +117,22 @@ def _heuristic(instance: Instance, method: str, config: PipelineConfig | None, s
                time_limit_s: float = PACKING_FALLBACK_S) -> Result:
     """A heuristic's result with its certified bound; an exact packing when it found no placement (small instances)."""
     result = run_heuristic(method, instance, config=config)
-    if result.placement is None and instance.num_models <= PACKING_FALLBACK_MAX_MODELS:
+    if result.placement is None and method == "pipeline" and instance.num_models <= PACKING_FALLBACK_MAX_MODELS:
         result = _packing_fallback(instance, result, seed, time_limit_s)
-    if result.placement is None:
+    if result.placement is None or result.status == "optimal":
         return replace(result, seconds=time.perf_counter() - clock)
     return _with_bound(instance, result)
 
 
 def _packing_fallback(instance: Instance, failed: Result, seed: int, time_limit_s: float) -> Result:
-    """The exact memory packing after a heuristic found nothing: a placement, a proof, or still ``unknown``."""
-    from kvopt.exact.packing import memory_packing
+    """The exact packing after the pipeline found nothing: a placement, a proof, or still ``unknown``.
+
+    A memory packing first; when its peak is infinite, a finite-peak packing, whose
+    ``infeasible`` answer proves the optimum is ``+inf`` (then the packing is optimal).
+    """
+    import math
+
+    from kvopt.exact.packing import finite_peak_packing, memory_packing
 
     answer = memory_packing(instance, time_limit_s=max(time_limit_s, 0.01), seed=seed)
     why = failed.details.get("reason", "")
@@ -136,9 +143,18 @@ def _packing_fallback(instance: Instance, failed: Result, seed: int, time_limit_
     if answer.status != "feasible" or answer.gpu_of is None:
         return replace(failed, details={"reason": f"{why}; the exact packing search found none within "
                                                   f"{time_limit_s:g} s either", "heuristic": why})
-    ev = evaluate(instance, answer.gpu_of)
-    return replace(failed, status="feasible", placement=Placement(tuple(answer.gpu_of)), peak_kvpr=ev.peak_kvpr,
-                   peak_kvpr_exact=ev.peak_kvpr_exact, details={"fallback": "exact packing", "heuristic": why})
+    gpu_of, status, bound = tuple(answer.gpu_of), "feasible", None
+    if evaluate(instance, gpu_of).peak_kvpr_exact == math.inf:
+        finite = finite_peak_packing(instance, time_limit_s=max(time_limit_s, 0.01), hint=gpu_of, seed=seed)
+        if finite.status == "feasible" and finite.gpu_of is not None:
+            gpu_of = tuple(finite.gpu_of)
+        elif finite.status == "infeasible":
+            status, bound = "optimal", math.inf  # proven: every placement has an infinite peak
+    ev = evaluate(instance, gpu_of)
+    return replace(failed, status=status, placement=Placement(gpu_of), peak_kvpr=ev.peak_kvpr,
+                   peak_kvpr_exact=ev.peak_kvpr_exact, lower_bound=None if bound is None else float(bound),
+                   lower_bound_exact=bound, gap=None if bound is None else 0.0,
+                   details={"fallback": "exact packing", "heuristic": why})
 
 
 def _solve_scenarios_heuristic(instance: Instance, method: str) -> Result:
