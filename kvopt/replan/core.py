@@ -22,7 +22,7 @@ from kvopt.replan.migration import MigrationError, Step, plan_migration
 from kvopt.replan.moves import Budget, budget_row, move_cost, moves_between, require_current
 from kvopt.replan.search import budget_local_search
 
-REPLAN_METHODS = ("auto", "pipeline", "exact")
+REPLAN_METHODS = ("auto", "pipeline", "exact", "lns")
 AUTO_EXACT_MAX_MODELS = 40  # as ``kvopt.solve``: past this the proof rarely fits the budget
 
 
@@ -90,6 +90,8 @@ def best_within_budget(instance: Instance, budget: Budget | None, *, method: str
     clock = time.perf_counter()
     heuristic = _search_result(instance, budget, starts, clock)
     use_exact = method == "exact" or (method == "auto" and instance.num_models <= AUTO_EXACT_MAX_MODELS)
+    if method in ("lns", "auto") and not use_exact and budget is not None and heuristic.placement is not None:
+        return _lns_result(instance, budget, heuristic, clock, time_limit_s, seed)
     if not use_exact:
         return heuristic
     if floor is not None and heuristic.peak_kvpr_exact == floor:
@@ -104,6 +106,19 @@ def best_within_budget(instance: Instance, budget: Budget | None, *, method: str
                         warm_start=heuristic.placement, move_budget=row)
     return replace(exact, method="replan-exact", seconds=time.perf_counter() - clock,
                    details={**exact.details, "heuristic_peak": heuristic.peak_kvpr})
+
+
+def _lns_result(instance: Instance, budget: Budget, heuristic: Result, clock: float, time_limit_s: float,
+                seed: int) -> Result:
+    """The budget-aware search's placement improved by ``kvopt.replan.lns`` for the rest of the time limit."""
+    from kvopt.replan.lns import budget_lns
+
+    remaining = max(0.0, time_limit_s - (time.perf_counter() - clock))
+    gpu_of = budget_lns(instance, budget, heuristic.placement.gpu_of, time_limit_s=remaining, seed=seed)
+    peak = objective_peak_exact(instance, gpu_of)
+    return replace(heuristic, method="replan-lns", placement=Placement(gpu_of), peak_kvpr=float(peak),
+                   peak_kvpr_exact=peak, seconds=time.perf_counter() - clock,
+                   details={"heuristic_peak": heuristic.peak_kvpr})
 
 
 def replan(instance: Instance, budget: Budget | None, *, method: str = "auto", backend: str = "auto",
