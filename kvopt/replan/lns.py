@@ -10,9 +10,8 @@ known exactly, so each neighbourhood is an exact re-placement of its own:
   whatever happens there: its cost is spent, and inside it counts as new;
 * a model inside whose current GPU is inside keeps that GPU as its current one.
 
-So the neighbourhood's budget is ``B − spent`` and its optimum (``kvopt.replan.
-best_within_budget`` with ``method="exact"``, the budget as one integer row) merged
-back never exceeds ``B``.  A neighbourhood's answer is accepted when its GPUs'
+So the neighbourhood's budget is ``B − spent`` and its optimum (``solve_exact``
+with the budget as one integer row) merged back never exceeds ``B``.  A neighbourhood's answer is accepted when its GPUs'
 KVPR values improve in the leximax order (``kvopt.lns.accept_move``): the global
 peak cannot rise and the search cannot cycle.  Every accepted placement is
 re-checked against the whole budget in exact arithmetic.
@@ -30,7 +29,7 @@ import numpy as np
 from kvopt.evaluate import exact_gpu_kvpr
 from kvopt.lns import SubProblem, accept_move, extract_subproblem, merge_back, select_neighbourhood
 from kvopt.model import Instance, KvoptError
-from kvopt.replan.moves import Budget, within_budget
+from kvopt.replan.moves import Budget, budget_row, within_budget
 
 RULES = ("least_loaded", "random", "most_free_memory")
 
@@ -65,7 +64,7 @@ def budget_lns(instance: Instance, budget: Budget, start: Sequence[int], *, time
                neighbourhood_gpus: int = 4, sub_time_limit_s: float = 5.0, seed: int = 0,
                max_iterations: int | None = None) -> tuple[int, ...]:
     """Improve ``start`` (within ``budget``) by exact neighbourhood re-placements until the time is up."""
-    from kvopt.replan.core import best_within_budget
+    from kvopt.exact import solve_exact
 
     clock = time.perf_counter()
     gpu_of = tuple(start)
@@ -91,8 +90,9 @@ def budget_lns(instance: Instance, budget: Budget, start: Sequence[int], *, time
             continue
         sub, sub_budget = cut
         remaining = time_limit_s - (time.perf_counter() - clock)
-        result = best_within_budget(sub.instance, sub_budget, method="exact", time_limit_s=max(0.5, min(
-            sub_time_limit_s, remaining)), seed=seed, starts=[sub.start.gpu_of])
+        # The incumbent's part is within the neighbourhood's budget, so it is a valid warm start.
+        result = solve_exact(sub.instance, time_limit_s=max(0.5, min(sub_time_limit_s, remaining)), seed=seed,
+                             warm_start=sub.start, move_budget=budget_row(sub.instance, sub_budget))
         if result.placement is None:
             failures[rule] += 1
             continue
