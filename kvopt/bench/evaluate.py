@@ -76,24 +76,14 @@ def seal(document: dict[str, Any], state: TrustedState) -> dict[str, Any]:
     return document
 
 
-def evaluate_program(
-    program: str,
-    suites: Sequence[str] = DEFAULT_SUITES,
-    settings: RunSettings | None = None,
-    *,
-    isolation: str = "auto",
-    executor: Executor | None = None,
-    progress: bool = False,
-    solve_missing: bool = False,
-    command: str | None = None,
-) -> dict[str, Any]:
-    """Run ``program`` on the suites (``judge``); the results document.
+def evaluate_program(program: str, suites: Sequence[str] = DEFAULT_SUITES, settings: RunSettings | None = None,
+                     **options: Any) -> dict[str, Any]:
+    """Run ``program`` on the suites: ``judge`` with one program (``options``: ``judge``'s keywords).
 
     Raises ``KvoptError`` (bad input) for a missing/unloadable program, an unknown
     suite, missing containment, or when the program can run on none of the cases.
     """
-    document = judge(suites, (), [program], settings, isolation=isolation, executor=executor, progress=progress,
-                     solve_missing=solve_missing, command=command)
+    document = judge(suites, (), [program], settings, **options)
     method = document["methods"][0]["name"]
     if not method_records(document, method):
         reasons = sorted({s["reason"] for s in document["skipped"]})
