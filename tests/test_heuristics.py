@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kvopt.evaluate import check_placement, evaluate, kvpr, peak_kvpr
@@ -194,8 +194,7 @@ def test_every_heuristic_returns_valid_placement_or_clear_error(inst):
 @FAST
 @given(planted_instances(max_gpus=3, max_per_gpu=2))
 def test_pipeline_reaches_brute_force_optimum_on_tiny_instances(inst):
-    if inst.num_gpus ** inst.num_models > 5000:
-        return
+    assume(inst.num_gpus ** inst.num_models <= 5000)
     optimum = brute_force_optimum(inst)
     got = peak_of(inst, pipeline(inst))
     assert got <= optimum * (1 + 1e-6) or got == optimum
@@ -238,8 +237,7 @@ def start_placement(inst: Instance) -> Placement | None:
 @given(planted_instances(max_gpus=5, max_per_gpu=4))
 def test_local_search_never_increases_peak(inst):
     start = start_placement(inst)
-    if start is None:
-        return
+    assume(start is not None)
     improved = local_search(inst, start, max_iters=50, num_targets=4)
     assert is_valid(inst, improved)
     assert peak_of(inst, improved) <= peak_of(inst, start)
@@ -249,8 +247,7 @@ def test_local_search_never_increases_peak(inst):
 @given(planted_instances(max_gpus=5, max_per_gpu=4))
 def test_refine_peak_never_increases_peak_and_respects_memory(inst):
     start = start_placement(inst)
-    if start is None:
-        return
+    assume(start is not None)
     refined = refine_peak(inst, start, passes=3, top_k=4, num_targets=2)
     assert is_valid(inst, refined)
     assert peak_of(inst, refined) <= peak_of(inst, start)
@@ -274,8 +271,7 @@ def test_refine_peak_donates_off_the_worst_gpu():
 @given(planted_instances(max_gpus=5, max_per_gpu=4))
 def test_repair_descent_never_increases_peak(inst):
     start = start_placement(inst)
-    if start is None:
-        return
+    assume(start is not None)
     repaired = descend_by_repair(inst, start, rounds=4, max_iters=50, num_targets=4, max_bumps=2)
     assert is_valid(inst, repaired)
     assert peak_of(inst, repaired) <= peak_of(inst, start)
@@ -295,8 +291,7 @@ def test_repair_success_means_every_gpu_at_or_below_target():
        st.sampled_from(RULES))
 def test_pack_at_target_respects_target(inst, target, order, rule):
     placement = pack_at_target(inst, target, order, rule)
-    if placement is None:
-        return
+    assume(placement is not None)
     assert is_valid(inst, placement)
     values = evaluate(inst, placement, exact=False).gpu_kvpr
     assert max(values) <= target * (1 + 1e-9)
@@ -306,8 +301,7 @@ def test_pack_at_target_respects_target(inst, target, order, rule):
 @given(planted_instances(max_gpus=4, max_per_gpu=3))
 def test_parametric_packing_bracket(inst):
     outcome = parametric_packing(inst, max_rounds=30, rel_tol=1e-6)
-    if outcome is None:
-        return
+    assume(outcome is not None)
     assert is_valid(inst, outcome.placement)
     assert peak_of(inst, outcome.placement) == pytest.approx(outcome.peak)
     assert simple_lower_bound(inst) <= outcome.peak * (1 + 1e-12)
