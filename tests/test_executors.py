@@ -331,3 +331,37 @@ def test_cli_evaluate_on_ray(ray_instance, tmp_path: Path, capsys) -> None:
     local = json.loads(capsys.readouterr().out)
     assert on_ray["summary"]["cases"] == 2
     assert json.dumps(without_timings(on_ray), sort_keys=True) == json.dumps(without_timings(local), sort_keys=True)
+
+
+@pytest.mark.parametrize("program", ["kills_parent.py", "daemon.py"])
+def test_hostile_programs_on_ray_are_contained_and_scored_as_locally(program, ray_instance, tmp_path: Path,
+                                                                      capsys) -> None:
+    """Ray workers run each call in the same sandbox: the verdict equals the local one, nothing survives."""
+    from kvopt.bench.isolation import bwrap_binary, bwrap_problem
+    from kvopt.io import save_instance
+    from kvopt.suites import load_suite
+
+    if bwrap_problem(bwrap_binary()) is not None:
+        pytest.skip(f"no namespace sandbox here: {bwrap_problem(bwrap_binary())}")
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for inst in load_suite("adrs50")[:2]:
+        save_instance(inst, folder / f"{inst.name}.json")
+    hostile = Path(__file__).parent / "programs" / "hostile" / program
+    argv = ["evaluate", str(hostile), "--suite", str(folder), "--json"]
+    assert main([*argv, "--executor", "ray"]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--executor", "local"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    assert on_ray["summary"]["isolation"]["level"] == "namespaces" and on_ray["summary"]["valid"] == 2
+    assert json.dumps(without_timings(on_ray), sort_keys=True) == json.dumps(without_timings(local), sort_keys=True)
+    marker = b"kvopt-hostile-marker"
+    survivors = [p for p in Path("/proc").iterdir() if p.name.isdigit() and marker in _cmdline(p)]
+    assert survivors == []
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
