@@ -69,7 +69,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kvopt.bounds import root_lower_bound
-from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact, kvpr_vector
+from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact
+from kvopt.heuristics.state import LoadState
 from kvopt.exact import solve_exact
 from kvopt.exact.colgen import colgen_lower_bound
 from kvopt.exact.packing import finite_peak_packing, memory_packing
@@ -108,38 +109,13 @@ def accept_move(old_kvpr: Sequence[ExactValue], new_kvpr: Sequence[ExactValue]) 
 
 
 # -- the current placement and its per-GPU loads ---------------------------------------
-@dataclass
-class LoadState:
-    """The current placement and its per-GPU loads, kept in step by ``apply_move``.
-
-    Float arrays drive the (cheap) selection of neighbourhoods; the exact
-    ``Fraction`` sums ``S_g`` and ``N_g`` decide peaks and acceptance.
-    """
-
-    gpu_of: list[int]
-    models_on: list[list[int]]
-    used_mem: np.ndarray  # S_g (GB), float
-    demand: np.ndarray  # N_g, float
-    gpu_kvpr: np.ndarray  # KVPR_g, float
-    used_exact: list[Fraction]
-    demand_exact: list[Fraction]
-
-
 def load_state(instance: Instance, gpu_of: Sequence[int]) -> LoadState:
-    """Per-GPU ``S_g``, ``N_g`` and ``KVPR_g`` of a (checked) placement."""
-    gpu_list = [int(g) for g in gpu_of]
-    models_on: list[list[int]] = [[] for _ in range(instance.num_gpus)]
-    used_exact = [Fraction(0)] * instance.num_gpus
-    demand_exact = [Fraction(0)] * instance.num_gpus
-    for model, gpu in enumerate(gpu_list):
-        models_on[gpu].append(model)
-        used_exact[gpu] += instance.sizes_exact[model]
-        demand_exact[gpu] += instance.demands_exact[model]
-    idx = np.asarray(gpu_list, dtype=np.int64)
-    used_mem = np.bincount(idx, weights=instance.sizes, minlength=instance.num_gpus)
-    demand = np.bincount(idx, weights=instance.demands, minlength=instance.num_gpus)
-    gpu_kvpr = kvpr_vector(demand, instance.capacities - used_mem)
-    return LoadState(gpu_list, models_on, used_mem, demand, gpu_kvpr, used_exact, demand_exact)
+    """The heuristics' per-GPU load state of a (checked) placement, with exact sums ``S_g``, ``N_g`` kept too.
+
+    Floats drive the (cheap) selection of neighbourhoods; the exact ``Fraction``
+    sums decide peaks and acceptance.
+    """
+    return LoadState(instance, gpu_of, exact=True)
 
 
 def exact_kvpr_of(instance: Instance, state: LoadState, gpu: int) -> ExactValue:
@@ -154,11 +130,12 @@ def peak_gpu_set(instance: Instance, state: LoadState) -> tuple[tuple[int, ...],
     Floats screen the candidates (within a relative 1e-9 of the float peak, which
     is far wider than float rounding); exact arithmetic decides the ties.
     """
-    float_peak = float(state.gpu_kvpr.max())
+    gpu_kvpr = np.asarray(state.gpu_kvpr)
+    float_peak = float(gpu_kvpr.max())
     if math.isinf(float_peak):
-        candidates = np.nonzero(np.isinf(state.gpu_kvpr))[0]
+        candidates = np.nonzero(np.isinf(gpu_kvpr))[0]
     else:
-        candidates = np.nonzero(state.gpu_kvpr >= float_peak * (1.0 - 1e-9))[0]
+        candidates = np.nonzero(gpu_kvpr >= float_peak * (1.0 - 1e-9))[0]
     exact = {int(g): exact_kvpr_of(instance, state, int(g)) for g in candidates}
     peak = max(exact.values())
     return tuple(g for g in sorted(exact) if exact[g] == peak), peak
@@ -284,25 +261,11 @@ def merge_back(gpu_of: Sequence[int], sub: SubProblem, sub_gpu_of: Sequence[int]
     return tuple(merged)
 
 
-def apply_move(instance: Instance, state: LoadState, sub: SubProblem, sub_gpu_of: Sequence[int]) -> None:
-    """Move the sub-models to ``sub_gpu_of`` and recompute the loads of the neighbourhood's GPUs only."""
+def apply_move(state: LoadState, sub: SubProblem, sub_gpu_of: Sequence[int]) -> None:
+    """Move the sub-models to ``sub_gpu_of``; only the neighbourhood's GPUs are recomputed."""
     for model, local in zip(sub.models, sub_gpu_of):
-        state.gpu_of[model] = sub.gpus[local]
-    for gpu in sub.gpus:
-        state.models_on[gpu] = []
-        state.used_exact[gpu] = Fraction(0)
-        state.demand_exact[gpu] = Fraction(0)
-    for model in sub.models:
-        gpu = state.gpu_of[model]
-        state.models_on[gpu].append(model)
-        state.used_exact[gpu] += instance.sizes_exact[model]
-        state.demand_exact[gpu] += instance.demands_exact[model]
-    for gpu in sub.gpus:
-        on_gpu = state.models_on[gpu]
-        state.used_mem[gpu] = float(instance.sizes[on_gpu].sum()) if on_gpu else 0.0
-        state.demand[gpu] = float(instance.demands[on_gpu].sum()) if on_gpu else 0.0
-    gpus = list(sub.gpus)
-    state.gpu_kvpr[gpus] = kvpr_vector(state.demand[gpus], instance.capacities[gpus] - state.used_mem[gpus])
+        if state.gpu_of[model] != sub.gpus[local]:
+            state.move(model, sub.gpus[local])
 
 
 # -- one neighbourhood solve ------------------------------------------------------------
@@ -453,7 +416,7 @@ def solve_lns(
             return _no_start_result(instance, packing.status, clock)
         gpu_of, start_source = packing.gpu_of, "exact packing"
     state = load_state(instance, gpu_of)
-    start_peak = float(state.gpu_kvpr.max())
+    start_peak = state.peak()
     root_bound = certified_lower_bound(instance)[0]
     log = _SearchLog()
     reporter = _Reporter(progress, max_iterations)
@@ -473,8 +436,8 @@ def solve_lns(
             size = neighbourhood_size(neighbourhood_gpus, stall, grow_after=grow_after,
                                       max_gpus=size_cap)
             gpus = select_neighbourhood(
-                rule, peak_gpus=peak_gpus, gpu_kvpr=state.gpu_kvpr,
-                free_mem=instance.capacities - state.used_mem, neighbourhood_gpus=size,
+                rule, peak_gpus=peak_gpus, gpu_kvpr=np.asarray(state.gpu_kvpr),
+                free_mem=instance.capacities - np.asarray(state.used_mem), neighbourhood_gpus=size,
                 attempt=failures[rule], rng=rng, max_peak_gpus=max_peak_gpus)
             sub = extract_subproblem(instance, state.gpu_of, gpus)
             remaining = time_limit_s - (time.perf_counter() - clock)
@@ -485,10 +448,10 @@ def solve_lns(
             _record(log, rule, outcome, accepted)
             size_cap = capped_size(size_cap, len(gpus), outcome.status, floor=neighbourhood_gpus)
             if accepted:
-                apply_move(instance, state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
+                apply_move(state, sub, outcome.sub_gpu_of)  # type: ignore[arg-type]
                 failures = {r: 0 for r in RULES}
                 stall = 0
-                new_peak = float(state.gpu_kvpr.max())
+                new_peak = state.peak()
                 if new_peak < log.history[-1][2]:
                     log.history.append((log.iterations, time.perf_counter() - clock, new_peak))
             else:
@@ -503,7 +466,7 @@ def solve_lns(
                     log.stop_reason = "whole instance solved" if outcome.status == "optimal" else "no improving move"
                     break
             reporter.report(LnsProgress(log.iterations, time.perf_counter() - clock,
-                                        float(state.gpu_kvpr.max()), accepted, rule, gpus))
+                                        state.peak(), accepted, rule, gpus))
     finally:
         reporter.close()
     return _final_result(instance, state, log, root_bound, clock, time_limit_s, colgen_time_s,

@@ -149,8 +149,8 @@ def test_neighbourhood_holds_the_peak_and_distinct_gpus(case, size, max_peaks, r
     inst, gpu_of = case
     state = load_state(inst, gpu_of)
     peaks, _ = peak_gpu_set(inst, state)
-    chosen = select_neighbourhood(rule, peak_gpus=peaks, gpu_kvpr=state.gpu_kvpr,
-                                  free_mem=inst.capacities - state.used_mem, neighbourhood_gpus=size,
+    chosen = select_neighbourhood(rule, peak_gpus=peaks, gpu_kvpr=np.asarray(state.gpu_kvpr),
+                                  free_mem=inst.capacities - np.asarray(state.used_mem), neighbourhood_gpus=size,
                                   attempt=attempt, rng=np.random.default_rng(seed), max_peak_gpus=max_peaks)
     head = peaks[:max_peaks]
     assert len(set(chosen)) == len(chosen) == min(inst.num_gpus, max(size, len(head)))
@@ -196,10 +196,10 @@ def test_apply_move_matches_a_fresh_state(case, data):
     # Any reshuffle of the sub-models among the sub-GPUs (memory is not the point here).
     new_local = tuple(data.draw(st.integers(0, len(sub.gpus) - 1)) for _ in sub.models)
     state = load_state(inst, gpu_of)
-    apply_move(inst, state, sub, new_local)
+    apply_move(state, sub, new_local)
     fresh = load_state(inst, merge_back(gpu_of, sub, new_local))
     assert state.gpu_of == fresh.gpu_of
-    assert [sorted(m) for m in state.models_on] == fresh.models_on
+    assert [sorted(m) for m in state.members] == [sorted(m) for m in fresh.members]
     assert state.used_exact == fresh.used_exact and state.demand_exact == fresh.demand_exact
     np.testing.assert_allclose(state.used_mem, fresh.used_mem)
     np.testing.assert_allclose(state.gpu_kvpr, fresh.gpu_kvpr)

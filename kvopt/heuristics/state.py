@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -131,8 +132,14 @@ class LoadState:
     ``gpu_of[i] == UNPLACED`` marks a model not placed yet (construction).
     """
 
-    def __init__(self, instance: Instance, gpu_of: Sequence[int] | None = None) -> None:
+    def __init__(self, instance: Instance, gpu_of: Sequence[int] | None = None, *, exact: bool = False) -> None:
         self.num_gpus = instance.num_gpus
+        # Exact sums S_g, N_g (Fractions) kept in step when asked: the LNS decides peaks on them.
+        self.exact = exact
+        self._sizes_exact = instance.sizes_exact if exact else ()
+        self._demands_exact = instance.demands_exact if exact else ()
+        self.used_exact: list[Fraction] = [Fraction(0)] * instance.num_gpus if exact else []
+        self.demand_exact: list[Fraction] = [Fraction(0)] * instance.num_gpus if exact else []
         self.num_models = instance.num_models
         self.sizes: list[float] = instance.sizes.tolist()
         self.demands: list[float] = instance.demands.tolist()
@@ -159,6 +166,9 @@ class LoadState:
         self.used_mem[gpu] = math.fsum(self.sizes[m] for m in members)
         self.demand[gpu] = math.fsum(self.demands[m] for m in members)
         self.gpu_kvpr[gpu] = kvpr(self.demand[gpu], self.capacities[gpu] - self.used_mem[gpu])
+        if self.exact:
+            self.used_exact[gpu] = sum((self._sizes_exact[m] for m in members), Fraction(0))
+            self.demand_exact[gpu] = sum((self._demands_exact[m] for m in members), Fraction(0))
 
     def _rebuild_heaps(self) -> None:
         gpus = range(self.num_gpus)
@@ -190,6 +200,8 @@ class LoadState:
         twin.used_mem, twin.demand = list(self.used_mem), list(self.demand)
         twin.gpu_kvpr, twin.stamps = list(self.gpu_kvpr), list(self.stamps)
         twin.use_heaps = self.use_heaps
+        twin.exact, twin._sizes_exact, twin._demands_exact = self.exact, self._sizes_exact, self._demands_exact
+        twin.used_exact, twin.demand_exact = list(self.used_exact), list(self.demand_exact)
         if twin.use_heaps:
             twin._rebuild_heaps()
         return twin
