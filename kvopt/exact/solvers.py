@@ -20,18 +20,26 @@ _BANNER_SILENCED = False
 
 
 def cbc_engine(**options: Any) -> Any:
-    """PuLP's bundled CBC, with CBC's preprocessing switched off.
+    """PuLP's bundled CBC: serial branch-and-bound, preprocessing switched off.
 
     CBC 2.10.3 (the build PuLP ships) declares some feasible 0/1 models
     infeasible in its preprocessing (``CglPreProcess``: "Cut generators found to
     be infeasible"); a 12-variable assignment model found by the property tests
     is one.  With ``preprocess off`` it answers correctly, and an infeasibility
     claim is only ever a proof when it survives the checks in ``MilpBackend``.
+
+    No ``threads`` option, on purpose: CBC's default (``threads 0``) is its
+    serial code, while ``threads 1`` runs the *threaded* search with one worker,
+    and in this build that worker sometimes never starts — the main thread waits
+    for it about 10 s, whatever the time limit ("Thread 0 used 0 times, waiting
+    to start 10.0"), about 1 call in 100-600 on tiny models: the "~10 s stall"
+    of issue 11.  ``scripts/bench_cbc_threads.py`` measures both settings
+    (``reports/cbc_threads.md``).  Serial CBC is deterministic as well.
     """
     with warnings.catch_warnings():
         # PuLP 3.x deprecates PULP_CBC_CMD in favour of COIN_CMD, which needs a separately installed CBC.
         warnings.simplefilter("ignore", DeprecationWarning)
-        return pulp.PULP_CBC_CMD(msg=False, threads=1, options=["preprocess off"], **options)
+        return pulp.PULP_CBC_CMD(msg=False, options=["preprocess off"], **options)
 
 
 def new_highs() -> "Any":
