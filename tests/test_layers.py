@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kvopt.evaluate", "kvopt.scaling"),
     ("kvopt.bounds", "kvopt.io", "kvopt.tables", "kvopt.suites.*"),
     ("kvopt.heuristics.*",),
-    ("kvopt.exact.backend", "kvopt.exact.solvers", "kvopt.exact.linear", "kvopt.exact.brute"),
+    ("kvopt.exact.backend", "kvopt.exact.solvers", "kvopt.exact.linear", "kvopt.exact.brute", "kvopt.exact.knapsack"),
     ("kvopt.exact.assignment", "kvopt.exact.setpart"),
     ("kvopt.exact.cpsat", "kvopt.exact.milp", "kvopt.exact.colgen", "kvopt.exact.packing"),
     ("kvopt.exact.mccormick", "kvopt.exact.candidates", "kvopt.exact.branch_price"),

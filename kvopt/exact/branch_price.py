@@ -13,8 +13,9 @@ answers in four stages, cheapest first, all decisions in Python integers:
    (``kvopt.exact.setpart.search_partition``), which settles easy targets outright.
 2. **Column generation** on the Gilmore–Gomory LP
    ``min λ: Σ_{P∋i} y_P >= 1, Σ_{P∈c} y_P <= G_c·λ`` (HiGHS simplex, hot-started).
-   Columns are priced by an exact 0/1 knapsack per class (branch and bound on the
-   integer weights, values ``floor(D·π_i)``), greedy first.  ``λ* > 1`` is turned into
+   Columns are priced by an exact 0/1 knapsack per class (``kvopt.exact.knapsack``:
+   a dominance dynamic program on the integer weights, values ``floor(D·π_i)``),
+   greedy first; the exact search returns the *most* violated pattern.  ``λ* > 1`` is turned into
    a proof only by the exact Farkas certificate ``Σπ > Σ_c G_c·max_P π(P)`` over
    integer-rounded duals — at the root ``kvopt.exact.colgen.verify_certificate``
    (the same check as the column-generation bound), at a branch node the same
@@ -42,7 +43,6 @@ from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
@@ -51,6 +51,7 @@ import numpy as np
 
 from kvopt.exact.backend import FeasibilityQuery, FeasibilityStatus, TimedBackend
 from kvopt.exact.colgen import DUAL_SCALE, verify_certificate
+from kvopt.exact.knapsack import Choice, best_pattern
 from kvopt.exact.setpart import NodeLimitReached, search_partition
 from kvopt.exact.solvers import configured_highs
 from kvopt.scaling import (CapacityClass, IntegerData, TargetRows, capacity_classes, integer_data,
@@ -200,82 +201,6 @@ def allowed(groups: Groups, models: Sequence[int]) -> bool:
     return not any(groups.conflicts[g] & present for g in present)
 
 
-@dataclass(frozen=True)
-class Choice:
-    """Best knapsack value found above ``floor`` (``floor`` and no groups if none) and an upper bound.
-
-    ``upper`` is a proven bound on ``max(floor, the true maximum)``: a complete search
-    that finds nothing above ``floor`` returns ``upper == floor``.
-    """
-
-    value: int
-    groups: tuple[int, ...]
-    upper: int
-
-
-class _Found(Exception):
-    """First pattern above the floor (``first=True``): stop searching."""
-
-
-def best_pattern(values: Sequence[int], weights: Sequence[int], conflicts: Sequence[frozenset[int]],
-                 limit: int, node_limit: int, floor: int = 0, first: bool = False) -> Choice:
-    """``max Σ value`` over conflict-free group sets with ``Σ weight <= limit`` (branch and bound).
-
-    Groups in value/weight order; a node's bound is the Dantzig (fractional) fill of
-    the remaining groups *ignoring conflicts* — an LP relaxation, so a valid bound
-    (computed in O(log n) from prefix sums).  Only sets worth more than ``floor`` are
-    sought, which prunes hard when the floor is high (pricing: the class dual;
-    certificate: what the inequality allows).  ``first``: stop at the first such set
-    (then ``upper`` is meaningless).  Past ``node_limit`` bound evaluations the largest
-    open bound (rounded up, with a margin) is returned as ``upper``: still valid.
-    """
-    order = sorted((g for g in range(len(values)) if values[g] > 0 and weights[g] <= limit),
-                   key=lambda g: (-Fraction(values[g], max(weights[g], 1)), g))
-    val = [values[g] for g in order]
-    wgt = [weights[g] for g in order]
-    prefix_w, prefix_v = [0], [0]
-    for v, w in zip(val, wgt):
-        prefix_w.append(prefix_w[-1] + w)
-        prefix_v.append(prefix_v[-1] + v)
-    position = {g: k for k, g in enumerate(order)}
-    blocked_by = [frozenset(position[h] for h in conflicts[g] if h in position) for g in order]
-    best: list = [floor, ()]
-    nodes = [node_limit]
-    open_bound = [0.0]
-
-    def dantzig(start: int, slack: int) -> float:
-        # Fractional fill of items start.. in ratio order (conflicts ignored: a relaxation), by bisection.
-        stop = bisect_right(prefix_w, prefix_w[start] + slack) - 1
-        bound = float(prefix_v[stop] - prefix_v[start])
-        if stop < len(val):
-            bound += val[stop] * ((slack - (prefix_w[stop] - prefix_w[start])) / wgt[stop])
-        return bound
-
-    def visit(start: int, slack: int, value: int, chosen: tuple[int, ...], banned: frozenset[int]) -> None:
-        if value > best[0]:
-            best[0], best[1] = value, chosen
-            if first:
-                raise _Found
-        for k in range(start, len(val)):
-            nodes[0] -= 1
-            bound = value + dantzig(k, slack)
-            if nodes[0] < 0:
-                open_bound[0] = max(open_bound[0], bound)
-                return
-            if bound < best[0] + 0.5:  # integer values: float error is far below 0.5
-                return
-            if k in banned or wgt[k] > slack:
-                continue
-            visit(k + 1, slack - wgt[k], value + val[k], chosen + (k,), banned | blocked_by[k])
-
-    try:
-        visit(0, limit, 0, (), frozenset())
-    except _Found:
-        pass
-    upper = best[0] if nodes[0] >= 0 else max(best[0], math.ceil(open_bound[0] * (1 + 1e-9) + 1))
-    return Choice(best[0], tuple(order[k] for k in best[1]), upper)
-
-
 # -- the restricted master LP ----------------------------------------------------------------------
 @dataclass
 class Master:
@@ -402,7 +327,10 @@ def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float],
         return added
     for c in range(len(packing.classes)):
         floor = math.floor((u[c] + LP_TOL) * DUAL_SCALE)
-        found = max_pattern_value(packing, groups, c, values, budget, floor=floor, first=True)
+        # The most violated pattern, not the first above u_c: a pattern barely above u_c can already be
+        # in the LP (its reduced cost within HiGHS's dual tolerance), and stopping there ends the column
+        # generation early with a better column left unfound.
+        found = max_pattern_value(packing, groups, c, values, budget, floor=floor)
         if found.groups:
             chosen = _fill_up(list(found.groups), ratio_order, gw, gd, groups, packing.classes[c])
             added += master.add(c, [i for g in chosen for i in groups.members[g]])
@@ -522,12 +450,12 @@ def solve_node(master: Master, packing: Packing, rules: Rules, data: IntegerData
             break
         if rounds % CERTIFY_EVERY == 0 and lp_value > 1 + CERTIFY_MARGIN and _certified(packing, groups, data, rows, pi, root):
             return NodeOutcome("closed", lp_value=lp_value)
-        if price(master, packing, groups, pi, u, PRICING_NODES):
+        # The certificate needs LP-optimal duals: search harder for a column before trying it.
+        if price(master, packing, groups, pi, u, PRICING_NODES) or price(master, packing, groups, pi, u, CERTIFY_NODES):
             continue
         if _certified(packing, groups, data, rows, pi, root):
             return NodeOutcome("closed", lp_value=lp_value)
-        if not price(master, packing, groups, pi, u, CERTIFY_NODES):
-            break  # LP optimal above 1 but the rounded duals did not certify it: branch on
+        break  # LP optimal above 1 but the rounded duals did not certify it: branch on
     if not y:
         return NodeOutcome("open", lp_value=lp_value)
     if lp_value <= 1 + LP_TOL:
