@@ -7,9 +7,11 @@ optimum can take the whole budget while the placement stays the pipeline's.  So
 the budget is shared (``plan_budget``):
 
 1. instances above ``PROOF_FIRST_MAX_MODELS`` models: LNS first, for
-   ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline (at
-   16-32 GPUs and 60 s, a 30 % share left the result behind LNS alone on 4 of 6
-   cases, 80 % on 1 of 6 by 0.0007 %: reports/frontier.md, README);
+   ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline.  The
+   share follows the proof's strength: with the branch-and-bound knapsack an 80 %
+   share was needed to keep up with LNS alone; since exact pricing by dynamic
+   programming, branch and price finds better placements than LNS on 16-GPU
+   cases (4 of 4 at 60 s with a 20 % share, 0 of 4 behind; reports/frontier.md);
 2. the exact bisection, warm-started by the best placement so far, each backend
    question capped at ``PER_QUESTION_SHARE`` of what is left (a stuck question
    returns ``unknown`` instead of eating the budget);
@@ -37,7 +39,7 @@ from kvopt.evaluate import evaluate
 from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
 
 PROOF_FIRST_MAX_MODELS = 40  # up to here the proof runs first (and usually alone)
-LNS_FIRST_SHARE = 0.8
+LNS_FIRST_SHARE = 0.2
 PER_QUESTION_SHARE = 0.5
 MIN_PHASE_S = 0.5  # a phase shorter than this is skipped
 

@@ -282,3 +282,50 @@ def test_cbc_preprocessing_bug_instance_is_answered_correctly() -> None:
     optimum, _ = brute_force_optimum(inst)
     assert MilpBackend("cbc").check(FeasibilityQuery(inst, optimum)).status == "feasible"
     assert MilpBackend("cbc").check(FeasibilityQuery(inst, optimum, strict=True)).status == "infeasible"
+
+
+class _UndecidedAbove:
+    """A backend that cannot decide any question at or above ``limit`` (as a timed-out tree) and asks
+    CP-SAT below it: the bisection must go on below the undecided question, never claim optimality."""
+
+    name = "undecided-above"
+
+    def __init__(self, limit: Fraction) -> None:
+        self.limit = limit
+        self.exact = CpSatBackend()
+        self.answers: list[tuple[Fraction, str]] = []
+
+    def check(self, query: FeasibilityQuery):
+        from kvopt.exact.backend import FeasibilityAnswer
+
+        if query.target >= self.limit:
+            answer = FeasibilityAnswer("unknown", None, 0.0, {"reason": "node or time limit"})
+        else:
+            answer = self.exact.check(query)
+        self.answers.append((query.target, answer.status))
+        return answer
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(tiny_instances(max_models=6), st.sampled_from([Fraction(1, 3), Fraction(2, 3), Fraction(9, 10)]))
+def test_bisection_keeps_raising_the_bound_below_an_undecided_question(inst: Instance, share: Fraction) -> None:
+    from kvopt.bounds import root_lower_bound
+    from kvopt.exact import bisection
+
+    optimum, _ = brute_force_optimum(inst)
+    root = root_lower_bound(inst)
+    # (a root bound within 1e-3 of the optimum leaves too little room below the limit to ask anything)
+    assume(optimum is not None and optimum != math.inf and root > 0 and optimum / root - 1 > Fraction(1, 1000))
+    limit = root + share * (optimum - root)  # below the optimum: every question there is infeasible
+    backend = _UndecidedAbove(limit)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bisection, "make_backend",
+                      lambda *args, **kwargs: bisection.BackendChoice(backend, backend.name, "stub"))
+        result = solve_exact(inst, time_limit_s=20, warm_start=first_fit_start(inst))
+    assert result.status != "optimal" or result.peak_kvpr_exact == optimum
+    assert root <= result.lower_bound_exact <= optimum
+    assume(any(status == "unknown" for _, status in backend.answers))  # (bound arguments can decide alone)
+    below = [(t, status) for t, status in backend.answers if t < limit]
+    assert below, "the driver stopped at the first unknown answer"
+    proven = [t for t, status in below if status == "infeasible"]
+    assert proven and result.lower_bound_exact >= max(proven)  # each proof raised the bound

@@ -25,9 +25,12 @@ What is trusted: ``optimal``/``infeasible`` only ever come from an
 ``infeasible`` backend answer or from an exact bound argument.  The default
 backends prove exactly in integers (set-partitioning search, CP-SAT); the MILP
 backends' float-based proofs are limited as described in ``kvopt.exact.milp``.
-A run that stops on the time limit or on an ``unknown`` answer returns
-``feasible`` with the best placement, the best proven lower bound and
-``gap = upper / lower - 1`` — never ``optimal``.
+After an ``unknown`` answer at ``T`` (the backend ran out of its per-question
+time) the driver keeps asking below ``T`` — midpoints of ``[lower, T]``, which
+are easier to decide and can still raise the bound or find a better placement —
+while time is left.  A run that stops on the time limit or on ``unknown``
+answers returns ``feasible`` with the best placement, the best proven lower
+bound and ``gap = upper / lower - 1`` — never ``optimal``.
 
 Special cases: an instance with no memory-feasible placement (checked with the
 same backend on the instance with all demands set to 0, where "``KVPR_g <= 1``"
@@ -180,6 +183,7 @@ class _Run:
     iterations: int = 0
     proof_asked: bool = False
     strict_improved: bool = False  # the last strict proof question came back feasible
+    undecided: Fraction | None = None  # smallest target whose question came back unknown
     colgen_tried: bool = False
     backend_seconds: float = 0.0
     time_limit_s: float = 0.0
@@ -314,6 +318,10 @@ def _next_question(run: _Run) -> tuple[Fraction, bool]:
     a midpoint: a run of strict questions each shaving a little off ``upper`` would
     not halve the bracket (measured on 16-GPU cases: 14 such steps in a row).
     """
+    if run.undecided is not None and run.undecided <= run.upper:
+        # Above ``undecided`` the backend could not answer in its time: raise the bound below it instead.
+        mid = simple_fraction_between(run.lower, run.undecided)
+        return (mid, False) if mid is not None else (run.undecided, False)
     gap = None if run.lower == 0 else run.upper / run.lower - 1
     if not run.proof_asked or gap is None or gap <= MIDPOINT_MIN_GAP or (gap <= PROOF_GAP and not run.strict_improved):
         return run.upper, True
@@ -334,6 +342,8 @@ def _bisect(run: _Run) -> str:
             _raise_by_colgen(run)
             continue
         target, strict = _next_question(run)
+        if run.undecided is not None and target >= run.undecided:
+            return "stopped"  # nothing left to ask below the undecided question
         run.proof_asked = run.proof_asked or strict
         argument = infeasibility_argument(run.bound_instance, target, strict)
         if argument is not None:
@@ -358,7 +368,10 @@ def _bisect(run: _Run) -> str:
         else:
             run.stop_reason = f"backend answered unknown at T={format_fraction(target)}" + \
                 (" (strict)" if strict else "") + _reason(answer)
-            return "stopped"
+            # Keep going below it while there is time: a question nearer the bound is easier to decide.
+            if run.remaining() <= 0 or run.lower == 0 or target / run.lower - 1 <= MIDPOINT_MIN_GAP:
+                return "stopped"
+            run.undecided = target
 
 
 def _raise_by_colgen(run: _Run) -> None:
