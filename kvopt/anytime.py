@@ -8,15 +8,17 @@ the budget is shared (``plan_budget``):
 
 1. instances above ``PROOF_FIRST_MAX_MODELS`` models: LNS first, for
    ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline.  The
-   share follows the proof's strength: with the branch-and-bound knapsack an 80 %
-   share was needed to keep up with LNS alone; since exact pricing by dynamic
-   programming, branch and price finds better placements than LNS on 16-GPU
-   cases (4 of 4 at 60 s with a 20 % share, 0 of 4 behind; reports/frontier.md);
+   shares follow the proof's strength: with the branch-and-bound knapsack an 80 %
+   LNS share was needed to keep up with LNS alone; since exact pricing by dynamic
+   programming, branch and price proves 16-24-GPU optima in 20-50 s and finds
+   better placements than LNS on most unproven cases (reports/frontier.md);
 2. the exact bisection, warm-started by the best placement so far, each backend
-   question capped at ``PER_QUESTION_SHARE`` of what is left (a stuck question
-   returns ``unknown`` instead of eating the budget);
-3. if the proof did not finish and time is left: LNS again from the exact
-   run's best placement, for the rest.
+   question capped at ``PER_QUESTION_SHARE`` of the budget after step 1 (a stuck
+   question returns ``unknown``; the driver then keeps asking below it), ending
+   ``LNS_LAST_SHARE`` of the budget before the limit;
+3. if the proof did not finish: LNS again from the exact run's best placement,
+   for the rest (at least ``LNS_LAST_SHARE``: the bisection's questions below an
+   undecided one raise the bound but rarely the placement).
 
 Small instances (at most ``PROOF_FIRST_MAX_MODELS`` models) skip step 1: their
 proof usually takes milliseconds, and the result is then exactly the exact solver's.
@@ -39,17 +41,20 @@ from kvopt.evaluate import evaluate
 from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
 
 PROOF_FIRST_MAX_MODELS = 40  # up to here the proof runs first (and usually alone)
-LNS_FIRST_SHARE = 0.2
+LNS_FIRST_SHARE = 0.1
 PER_QUESTION_SHARE = 0.5
+LNS_LAST_SHARE = 0.2  # kept for the final LNS phase: the proof phase stops before it
 MIN_PHASE_S = 0.5  # a phase shorter than this is skipped
 
 
 @dataclass(frozen=True)
 class BudgetPlan:
-    """Seconds for the LNS phase before the proof (0: none) and the per-question cap of the proof (None: none)."""
+    """Seconds for the LNS phase before the proof (0: none), the per-question cap of the proof (None: none)
+    and the seconds kept for the LNS phase after it (0: none)."""
 
     lns_first_s: float
     per_question_s: float | None
+    lns_last_s: float = 0.0
 
 
 def plan_budget(num_models: int, time_limit_s: float) -> BudgetPlan:
@@ -57,8 +62,8 @@ def plan_budget(num_models: int, time_limit_s: float) -> BudgetPlan:
     if num_models <= PROOF_FIRST_MAX_MODELS:
         return BudgetPlan(0.0, None)
     lns_first = LNS_FIRST_SHARE * time_limit_s
-    return BudgetPlan(lns_first if lns_first >= MIN_PHASE_S else 0.0,
-                      PER_QUESTION_SHARE * (time_limit_s - lns_first))
+    lns_first = lns_first if lns_first >= MIN_PHASE_S else 0.0
+    return BudgetPlan(lns_first, PER_QUESTION_SHARE * (time_limit_s - lns_first), LNS_LAST_SHARE * time_limit_s)
 
 
 def _peak_key(result: Result) -> tuple[int, Fraction]:
@@ -125,7 +130,7 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
         else:
             runs.append(first)
             start = first.placement
-    left = time_limit_s - (time.perf_counter() - clock)
+    left = time_limit_s - (time.perf_counter() - clock) - plan.lns_last_s
     exact = solve_exact(instance, backend=backend, solver=solver, time_limit_s=max(left, 0.01),
                         per_solve_limit_s=plan.per_question_s, warm_start=start, seed=seed, progress=progress)
     runs.append(exact)

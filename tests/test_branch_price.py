@@ -259,8 +259,10 @@ def test_combine_takes_the_best_placement_and_the_best_bound() -> None:
 
 def test_plan_budget_runs_lns_first_only_on_large_instances() -> None:
     assert plan_budget(30, 60).lns_first_s == 0 and plan_budget(30, 60).per_question_s is None
+    assert plan_budget(30, 60).lns_last_s == 0
     large = plan_budget(64, 60)
     assert 0 < large.lns_first_s < 60 and large.per_question_s is not None
+    assert 0 < large.lns_last_s and large.lns_first_s + large.lns_last_s < 60  # the proof keeps most of it
 
 
 def test_anytime_exact_is_not_worse_than_its_lns_phase_and_keeps_the_bound() -> None:
