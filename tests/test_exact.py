@@ -312,7 +312,7 @@ def test_bisection_keeps_raising_the_bound_below_an_undecided_question(inst: Ins
     from kvopt.bounds import root_lower_bound
     from kvopt.exact import bisection
 
-    optimum, _ = brute_force_optimum(inst)
+    optimum, best = brute_force_optimum(inst)
     root = root_lower_bound(inst)
     # (a root bound within 1e-3 of the optimum leaves too little room below the limit to ask anything)
     assume(optimum is not None and optimum != math.inf and root > 0 and optimum / root - 1 > Fraction(1, 1000))
@@ -321,7 +321,7 @@ def test_bisection_keeps_raising_the_bound_below_an_undecided_question(inst: Ins
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bisection, "make_backend",
                       lambda *args, **kwargs: bisection.BackendChoice(backend, backend.name, "stub"))
-        result = solve_exact(inst, time_limit_s=20, warm_start=first_fit_start(inst))
+        result = solve_exact(inst, time_limit_s=20, warm_start=best)  # upper = optimum: only the bound moves
     assert result.status != "optimal" or result.peak_kvpr_exact == optimum
     assert root <= result.lower_bound_exact <= optimum
     assume(any(status == "unknown" for _, status in backend.answers))  # (bound arguments can decide alone)

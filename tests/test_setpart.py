@@ -301,3 +301,24 @@ def test_strict_allows_a_full_gpu_without_demand() -> None:
         assert backend.check(FeasibilityQuery(inst, Fraction(1, 30), strict=True)).status == "infeasible"
         answer = backend.check(FeasibilityQuery(inst, Fraction(1, 29), strict=True))
         assert answer.status == "feasible" and answer.gpu_of[0] != answer.gpu_of[1]
+
+
+def test_maximal_fills_are_lazy_and_keep_the_deadline() -> None:
+    """40 equal models, room for 20: C(40, 20) ≈ 1.4e11 maximal fills.  The search takes the first
+    at once (it used to list them all first: minutes on a mixed-capacity 24-GPU case) and a
+    passed deadline stops the enumeration."""
+    import math
+    import time
+
+    from kvopt.exact.setpart import NodeLimitReached, _Budget, _Limits, _maximal_fills, _SearchItems
+
+    n = 40
+    items = _SearchItems(tuple(range(n)), (5,) * n, (True,) * n, tuple(5 * (n - k) for k in range(n + 1)))
+    limits = _Limits(100, 100)
+    start = time.perf_counter()
+    fills = _maximal_fills(items, limits, list(range(1, n)), 5, True, _Budget(10**9, math.inf))
+    first = next(fills)
+    assert len(first) == 19 and time.perf_counter() - start < 1.0
+    late = _maximal_fills(items, limits, list(range(1, n)), 5, True, _Budget(10**9, time.perf_counter() - 1))
+    with pytest.raises(NodeLimitReached):
+        next(late)

@@ -65,7 +65,7 @@ import math
 import time
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -402,6 +402,10 @@ class _Budget:
         if self.nodes_left < 0 or time.perf_counter() > self.deadline:
             raise NodeLimitReached
 
+    def check_time(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise NodeLimitReached
+
 
 def _complete(problem: _BinProblem, uncovered: int, left: tuple[int, ...], failed: set,
               budget: _Budget) -> list[tuple[int, tuple[int, ...]]] | None:
@@ -426,7 +430,7 @@ def _complete(problem: _BinProblem, uncovered: int, left: tuple[int, ...], faile
         if items.weight[first] > limits.of(demand):
             continue
         next_left = left[:c] + (left[c] - 1,) + left[c + 1:]
-        for fill in _maximal_fills(items, limits, rest, items.weight[first], demand):
+        for fill in _maximal_fills(items, limits, rest, items.weight[first], demand, budget):
             chosen = (first, *fill)
             mask = 0
             for k in chosen:
@@ -439,36 +443,39 @@ def _complete(problem: _BinProblem, uncovered: int, left: tuple[int, ...], faile
 
 
 def _maximal_fills(items: _SearchItems, limits: _Limits, candidates: Sequence[int], load: int,
-                   has_demand: bool) -> list[tuple[int, ...]]:
-    """Subsets of ``candidates`` that, added to ``load``, fit and leave no candidate that still fits."""
-    out: list[tuple[int, ...]] = []
+                   has_demand: bool, budget: _Budget) -> Iterator[tuple[int, ...]]:
+    """Subsets of ``candidates`` that, added to ``load``, fit and leave no candidate that still fits.
+
+    Lazily, one at a time, and within the search's deadline: with many small models
+    there are exponentially many (a mixed-capacity 24-GPU case ran for minutes
+    listing them all before the first was tried)."""
     suffix = [0] * (len(candidates) + 1)
     for j in range(len(candidates) - 1, -1, -1):
         suffix[j] = suffix[j + 1] + items.weight[candidates[j]]
-    _fill_branch(items, limits, candidates, suffix, 0, load, has_demand, [], [], out)
-    return out
+    yield from _fill_branch(items, limits, candidates, suffix, 0, load, has_demand, [], [], budget)
 
 
 def _fill_branch(items: _SearchItems, limits: _Limits, candidates: Sequence[int], suffix: list[int], j: int,
                  load: int, has_demand: bool, chosen: list[int], excluded: list[int],
-                 out: list[tuple[int, ...]]) -> None:
+                 budget: _Budget) -> Iterator[tuple[int, ...]]:
     """Include/exclude over ``candidates`` (weights descending), as in ``_branch_maximal``."""
+    budget.check_time()
     num = len(candidates)
     while j < num and load + items.weight[candidates[j]] > limits.of(has_demand or items.has_demand[candidates[j]]):
         j += 1
     if j == num:
         if _is_maximal(items, limits, load, has_demand, excluded):
-            out.append(tuple(chosen))
+            yield tuple(chosen)
         return
     k = candidates[j]
     chosen.append(k)
-    _fill_branch(items, limits, candidates, suffix, j + 1, load + items.weight[k],
-                 has_demand or items.has_demand[k], chosen, excluded, out)
+    yield from _fill_branch(items, limits, candidates, suffix, j + 1, load + items.weight[k],
+                            has_demand or items.has_demand[k], chosen, excluded, budget)
     chosen.pop()
     if load + suffix[j] <= limits.loaded:
         return
     excluded.append(k)
-    _fill_branch(items, limits, candidates, suffix, j + 1, load, has_demand, chosen, excluded, out)
+    yield from _fill_branch(items, limits, candidates, suffix, j + 1, load, has_demand, chosen, excluded, budget)
     excluded.pop()
 
 
