@@ -263,6 +263,8 @@ def test_plan_budget_runs_lns_first_only_on_large_instances() -> None:
     large = plan_budget(64, 60)
     assert 0 < large.lns_first_s < 60 and large.per_question_s is not None
     assert 0 < large.lns_last_s and large.lns_first_s + large.lns_last_s < 60  # the proof keeps most of it
+    huge = plan_budget(300, 60)  # beyond the proof's reach in a minute: LNS gets most of it
+    assert huge.lns_first_s > large.lns_first_s and huge.lns_first_s + huge.lns_last_s > 30
 
 
 def test_anytime_exact_is_not_worse_than_its_lns_phase_and_keeps_the_bound() -> None:
