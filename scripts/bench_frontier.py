@@ -5,6 +5,7 @@ Runs (each niced by the caller; one run at a time, the machine has 2 cores):
 * ``families``: every case of tight, dense, llm, hetero, small with ``solve_exact``
   (the proof alone), backend ``auto`` (set partitioning / CP-SAT) and
   ``branch-price``, ``--family-limit`` seconds per case;
+* ``large``: every ``large`` case, ``--method exact`` and ``--method lns``, ``--limit`` s each;
 * ``medium``: the chosen ``medium`` cases with ``--method exact`` (anytime: the proof
   plus the LNS primal side) on backend ``branch-price`` and on ``auto`` (before this
   change: set partitioning on 8 GPUs, CP-SAT from 16 where it has too many patterns), and
@@ -19,7 +20,7 @@ certified bound over all runs.
 
 Usage::
 
-    nice python scripts/bench_frontier.py [--sections families,medium] [--cases 0,1,4,5]
+    nice python scripts/bench_frontier.py [--sections families,medium,large] [--cases 0,1,4,5]
         [--limit 60] [--family-limit 20] [--skip-auto] [--raw reports/frontier_raw.jsonl] [--render] [--reference]
 """
 
@@ -87,6 +88,33 @@ def run_medium(raw: Path, cases: list[int], limit_s: float, runs: tuple[tuple[st
                   flush=True)
 
 
+def run_large(raw: Path, limit_s: float) -> None:
+    """``--method exact`` and ``--method lns`` on every ``large`` case (64-1024 GPUs), same budget."""
+    from kvopt.solve import solve
+
+    for inst in load_suite("large"):
+        for method in ("exact", "lns"):
+            result = solve(inst, method, time_limit_s=limit_s)
+            append(raw, run_record("large", "large", inst, method, "auto" if method == "exact" else "-",
+                                   limit_s, result))
+            print(f"{inst.name} {method}: {result.status} gap {result.gap} {result.seconds:.1f}s", flush=True)
+
+
+def large_table(records: list[dict[str, Any]]) -> list[str]:
+    rows = [r for r in records if r["section"] == "large"]
+    lines = ["| case | G | models | exact | lns | exact vs lns |", "|---|--:|--:|---|---|--:|"]
+    for case in sorted({r["case"] for r in rows}):
+        sel = {r["method"]: r for r in rows if r["case"] == case}
+        exact, lns = sel.get("exact"), sel.get("lns")
+        if exact is None or lns is None or None in (exact["peak"], lns["peak"]):
+            continue
+        rel = 100 * float(Fraction(exact["peak"]) / Fraction(lns["peak"]) - 1)
+        lines.append(f"| {case} | {exact['gpus']} | {exact['models']} | {exact['status']} "
+                     f"{float(Fraction(exact['peak'])):.6f} ({exact['seconds']:.0f} s) | {lns['status']} "
+                     f"{float(Fraction(lns['peak'])):.6f} ({lns['seconds']:.0f} s) | {rel:+.4f} % |")
+    return lines
+
+
 # -- the report ---------------------------------------------------------------------------------
 def read_raw(raw: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in raw.read_text().splitlines() if line.strip()] if raw.exists() else []
@@ -114,15 +142,16 @@ def family_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def medium_tables(records: list[dict[str, Any]]) -> list[str]:
-    rows = [r for r in records if r["section"] == "medium"]
-    best_bound = best_bounds(rows)
-    lines = ["Gap = peak / best certified bound over all runs of the case − 1 (so the three methods are "
-             "compared against one reference).", "",
-             "| G | method | backend | cases | proven | median s | max s | median gap | max gap |",
+def medium_tables(records: list[dict[str, Any]], limit_s: float) -> list[str]:
+    """Summary per GPU count and method, then per case, for the runs with budget ``limit_s``."""
+    every = [r for r in records if r["section"] == "medium"]
+    best_bound = best_bounds(every)
+    rows = [r for r in every if r["limit_s"] == limit_s]
+    runs = [key for key in MEDIUM_RUNS if any((r["method"], r["backend"]) == key for r in rows)]
+    lines = ["| G | method | backend | cases | proven | median s | max s | median gap | max gap |",
              "|--:|---|---|--:|--:|--:|--:|--:|--:|"]
     for gpus in sorted({r["gpus"] for r in rows}):
-        for method, backend in MEDIUM_RUNS:
+        for method, backend in runs:
             sel = [r for r in rows if r["gpus"] == gpus and r["method"] == method and r["backend"] == backend]
             if not sel:
                 continue
@@ -132,14 +161,17 @@ def medium_tables(records: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {gpus} | {method} | {backend} | {len(sel)} | {proven} | {_median(secs)} | "
                          f"{max(secs):.1f} | {_pct(statistics.median(gaps)) if gaps else '—'} | "
                          f"{_pct(max(gaps)) if gaps else '—'} |")
-    lines += ["", "Per case (peak relative to the LNS peak of the same case: < 0 means better than LNS):", "",
-              "| case | G | models | exact branch-price | exact auto | lns | best bound | proven by |",
-              "|---|--:|--:|---|---|---|---|---|"]
+    has_lns = ("lns", "-") in runs
+    lines += ["", "Per case" + (" (peak relative to the LNS peak of the same case: < 0 means better than LNS)"
+                                if has_lns else "") + ":", "",
+              "| case | G | models | " + " | ".join(f"{m} {b}".replace(" -", "") for m, b in runs)
+              + " | best bound (all runs) | gap left | proven by |",
+              "|---|--:|--:|" + "---|" * len(runs) + "--:|--:|---|"]
     for case in sorted({r["case"] for r in rows}):
         sel = {(r["method"], r["backend"]): r for r in rows if r["case"] == case}
         lns = sel.get(("lns", "-"))
         cells = []
-        for key in MEDIUM_RUNS:
+        for key in runs:
             r = sel.get(key)
             if r is None or r["peak"] in (None, "inf"):
                 cells.append("—")
@@ -147,10 +179,12 @@ def medium_tables(records: list[dict[str, Any]]) -> list[str]:
             rel = "" if lns is None or key == ("lns", "-") else \
                 f", {100 * float(Fraction(r['peak']) / Fraction(lns['peak']) - 1):+.4f} % vs lns"
             cells.append(f"{r['status']} {float(Fraction(r['peak'])):.6f} ({r['seconds']:.0f} s{rel})")
-        proven = [f"{m}/{b}" for (m, b), r in sel.items() if r["status"] == "optimal"]
+        proven = [f"{m}/{b}".replace("/-", "") for (m, b), r in sel.items() if r["status"] == "optimal"]
+        peaks = [Fraction(r["peak"]) for r in sel.values() if r["peak"] not in (None, "inf")]
+        left = "0" if proven else (_pct(float(min(peaks) / best_bound[case] - 1)) if peaks else "—")
         any_r = next(iter(sel.values()))
         lines.append(f"| {case} | {any_r['gpus']} | {any_r['models']} | {' | '.join(cells)} | "
-                     f"{float(best_bound[case]):.6f} | {', '.join(proven) or '—'} |")
+                     f"{float(best_bound[case]):.6f} | {left} | {', '.join(proven) or '—'} |")
     return lines
 
 
@@ -179,14 +213,25 @@ def render(records: list[dict[str, Any]], out: Path) -> None:
         lines.append("Not run.")
     lines += ["", "## medium: `--method exact` (anytime) vs `--method lns`, same budget", ""]
     med = [r for r in records if r["section"] == "medium"]
-    if med:
-        ran = sorted({r["case"] for r in med})
-        missing = [inst.name for inst in load_suite("medium") if inst.name not in ran]
-        lines += [f"Budget {med[0]['limit_s']:g} s per case and method; cases run: {', '.join(ran)}.  "
-                  f"Not run (time on the shared machine): {', '.join(missing) or 'none'}; no 600 s runs; "
-                  "`exact`/`auto` only up to 16 GPUs.", ""] + medium_tables(records)
-    else:
+    if not med:
         lines.append("Not run.")
+    lines += ["Gap = peak / best certified bound over all runs of the case (every budget) − 1, so every method "
+              "is measured against one reference."] if med else []
+    for limit_s in sorted({r["limit_s"] for r in med}):
+        at = [r for r in med if r["limit_s"] == limit_s]
+        ran = sorted({r["case"] for r in at})
+        missing = [inst.name for inst in load_suite("medium") if inst.name not in ran]
+        methods = sorted({f"{r['method']} ({r['backend']})".replace(" (-)", "") for r in at})
+        note = ("  (At this budget `exact` spends its first 10 % — 60 s — in LNS, so the proof starts later "
+                "than in the 60 s runs.)") if limit_s > 60 else ""
+        lines += ["", f"### {limit_s:g} s per case and method", "",
+                  f"Methods: {', '.join(methods)}.  Cases: {', '.join(ran)}"
+                  + (f"; not run at this budget: {', '.join(missing)}" if missing else "") + "." + note, ""]
+        lines += medium_tables(records, limit_s)
+    large = [r for r in records if r["section"] == "large"]
+    if large:
+        lines += ["", "## large: `--method exact` vs `--method lns`, same budget", "",
+                  f"Budget {large[0]['limit_s']:g} s per case and method.", ""] + large_table(records)
     out.write_text("\n".join(lines) + "\n")
 
 
@@ -233,6 +278,8 @@ def main() -> int:
         start = time.perf_counter()
         if "families" in sections:
             run_families(raw, args.family_limit)
+        if "large" in sections:
+            run_large(raw, args.limit)
         if "medium" in sections:
             runs = tuple(r for r in MEDIUM_RUNS if args.skip_auto is False or r[1] != "auto")
             if args.exact_only:
