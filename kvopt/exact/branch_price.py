@@ -267,16 +267,16 @@ def _group_data(packing: Packing, groups: Groups, values: Sequence[int]) -> tupl
 
 
 def max_pattern_value(packing: Packing, groups: Groups, cls: int, values: Sequence[int],
-                      node_limit: int, floor: int = 0, first: bool = False) -> Choice:
+                      node_limit: int, floor: int = 0) -> Choice:
     """Best allowed pattern of class ``cls`` by ``values`` (``best_pattern`` semantics): loaded patterns
     under the loaded limit, demand-free ones (demand-free groups only) under the free limit."""
     gv, gw, gd = _group_data(packing, groups, values)
     bins = packing.classes[cls]
-    loaded = best_pattern(gv, gw, groups.conflicts, bins.loaded, node_limit, floor, first)
-    if bins.free == bins.loaded or all(gd) or (first and loaded.groups):
+    loaded = best_pattern(gv, gw, groups.conflicts, bins.loaded, node_limit, floor)
+    if bins.free == bins.loaded or all(gd):
         return loaded
     idle_values = [v if not d else 0 for v, d in zip(gv, gd)]
-    idle = best_pattern(idle_values, gw, groups.conflicts, bins.free, node_limit, floor, first)
+    idle = best_pattern(idle_values, gw, groups.conflicts, bins.free, node_limit, floor)
     best = loaded if loaded.value >= idle.value else idle
     return Choice(best.value, best.groups, max(loaded.upper, idle.upper))
 
@@ -311,7 +311,7 @@ def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float],
     """Add columns of negative reduced cost (``π(P) > u_c``) per class; how many were added.
 
     Greedy first (each group as a seed, filled by value/weight with allowed groups),
-    the knapsack (stopping at the first pattern above ``u_c``) only when the greedy finds nothing.
+    the knapsack (the most violated pattern, filled up) only when the greedy finds nothing.
     """
     values = [max(0, math.floor(p * DUAL_SCALE)) for p in pi]
     gv, gw, gd = _group_data(packing, groups, values)

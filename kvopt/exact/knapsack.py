@@ -59,18 +59,17 @@ def ratio_order(values: Sequence[int], weights: Sequence[int], limit: int) -> li
 
 
 def best_pattern(values: Sequence[int], weights: Sequence[int], conflicts: Sequence[frozenset[int]],
-                 limit: int, node_limit: int, floor: int = 0, first: bool = False) -> Choice:
+                 limit: int, node_limit: int, floor: int = 0) -> Choice:
     """``max Σ value`` over conflict-free sets with ``Σ weight <= limit``, sought above ``floor``.
 
     The dominance dynamic program (``dp_knapsack``, at most ``node_limit`` states)
     where it applies, else ``branch_and_bound_knapsack`` (``node_limit`` bound
-    evaluations; ``first``: stop at the first set above ``floor``).  Either way
-    ``upper`` is a proven bound on ``max(floor, the maximum)``.
+    evaluations).  Either way ``upper`` is a proven bound on ``max(floor, the maximum)``.
     """
     solved = dp_knapsack(values, weights, conflicts, limit, floor, max_states=max(1_000, node_limit))
     if solved is not None:
         return solved
-    return branch_and_bound_knapsack(values, weights, conflicts, limit, node_limit, floor, first)
+    return branch_and_bound_knapsack(values, weights, conflicts, limit, node_limit, floor)
 
 
 def dp_knapsack(values: Sequence[int], weights: Sequence[int], conflicts: Sequence[frozenset[int]],
@@ -189,20 +188,15 @@ def _trace(history: list[tuple[np.ndarray, np.ndarray]], best_state: tuple[int, 
     return sorted(chosen)
 
 
-class _Found(Exception):
-    """First pattern above the floor (``first=True``): stop searching."""
-
-
 def branch_and_bound_knapsack(values: Sequence[int], weights: Sequence[int], conflicts: Sequence[frozenset[int]],
-                              limit: int, node_limit: int, floor: int = 0, first: bool = False) -> Choice:
+                              limit: int, node_limit: int, floor: int = 0) -> Choice:
     """``max Σ value`` over conflict-free group sets with ``Σ weight <= limit`` (branch and bound).
 
     Groups in value/weight order; a node's bound is the Dantzig (fractional) fill of
     the remaining groups *ignoring conflicts* — an LP relaxation, so a valid bound
     (computed in O(log n) from prefix sums).  Only sets worth more than ``floor`` are
     sought, which prunes hard when the floor is high (pricing: the class dual;
-    certificate: what the inequality allows).  ``first``: stop at the first such set
-    (then ``upper`` is meaningless).  Past ``node_limit`` bound evaluations the largest
+    certificate: what the inequality allows).  Past ``node_limit`` bound evaluations the largest
     open bound (rounded up, with a margin) is returned as ``upper``: still valid.
 
     Slow on strongly correlated items (see the module docstring); the fallback of
@@ -232,8 +226,6 @@ def branch_and_bound_knapsack(values: Sequence[int], weights: Sequence[int], con
     def visit(start: int, slack: int, value: int, chosen: tuple[int, ...], banned: frozenset[int]) -> None:
         if value > best[0]:
             best[0], best[1] = value, chosen
-            if first:
-                raise _Found
         for k in range(start, len(val)):
             nodes[0] -= 1
             bound = value + dantzig(k, slack)
@@ -246,9 +238,6 @@ def branch_and_bound_knapsack(values: Sequence[int], weights: Sequence[int], con
                 continue
             visit(k + 1, slack - wgt[k], value + val[k], chosen + (k,), banned | blocked_by[k])
 
-    try:
-        visit(0, limit, 0, (), frozenset())
-    except _Found:
-        pass
+    visit(0, limit, 0, (), frozenset())
     upper = best[0] if nodes[0] >= 0 else max(best[0], math.ceil(open_bound[0] * (1 + 1e-9) + 1))
     return Choice(best[0], tuple(order[k] for k in best[1]), upper)

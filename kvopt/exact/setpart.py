@@ -399,8 +399,9 @@ class _Budget:
 
     def spend(self) -> None:
         self.nodes_left -= 1
-        if self.nodes_left < 0 or time.perf_counter() > self.deadline:
+        if self.nodes_left < 0:
             raise NodeLimitReached
+        self.check_time()
 
     def check_time(self) -> None:
         if time.perf_counter() > self.deadline:
