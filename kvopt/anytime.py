@@ -10,8 +10,9 @@ the budget is shared (``plan_budget``):
    ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline.  The
    shares follow the proof's strength: with the branch-and-bound knapsack an 80 %
    LNS share was needed to keep up with LNS alone; since exact pricing by dynamic
-   programming, branch and price proves 16-24-GPU optima in 20-50 s and finds
-   better placements than LNS on most unproven cases (reports/frontier.md);
+   programming, branch and price proves 4 of the 12 16-32-GPU medium optima in
+   40-45 s and finds better placements than LNS on 5 of the other 8
+   (reports/frontier.md, 60 s);
 2. the exact bisection, warm-started by the best placement so far, each backend
    question capped at ``PER_QUESTION_SHARE`` of the budget after step 1 (a stuck
    question returns ``unknown``; the driver then keeps asking below it), ending
