@@ -142,10 +142,9 @@ def family_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def medium_tables(records: list[dict[str, Any]], limit_s: float) -> list[str]:
+def medium_tables(records: list[dict[str, Any]], limit_s: float, best_bound: dict[str, Fraction]) -> list[str]:
     """Summary per GPU count and method, then per case, for the runs with budget ``limit_s``."""
     every = [r for r in records if r["section"] == "medium"]
-    best_bound = best_bounds(every)
     rows = [r for r in every if r["limit_s"] == limit_s]
     runs = [key for key in MEDIUM_RUNS if any((r["method"], r["backend"]) == key for r in rows)]
     lines = ["| G | method | backend | cases | proven | median s | max s | median gap | max gap |",
@@ -198,7 +197,17 @@ def best_bounds(rows: list[dict[str, Any]]) -> dict[str, Fraction]:
     return out
 
 
-def render(records: list[dict[str, Any]], out: Path) -> None:
+def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last run per (section, suite, case, method, backend, budget): a re-run replaces the row it repeats."""
+    last: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        last[(r["section"], r["suite"], r["case"], r["method"], r["backend"], r["limit_s"])] = r
+    return list(last.values())
+
+
+def render(all_records: list[dict[str, Any]], out: Path) -> None:
+    """The report: tables from the latest run of each kind (``latest``); best bounds from every run."""
+    records = latest(all_records)
     loads = [r["load"] for r in records]
     lines = ["# Exact frontier: branch and price, current backends and LNS", "",
              f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `scripts/bench_frontier.py` on "
@@ -215,8 +224,9 @@ def render(records: list[dict[str, Any]], out: Path) -> None:
     med = [r for r in records if r["section"] == "medium"]
     if not med:
         lines.append("Not run.")
-    lines += ["Gap = peak / best certified bound over all runs of the case (every budget) − 1, so every method "
-              "is measured against one reference."] if med else []
+    lines += ["Gap = peak / best certified bound over all runs of the case − 1 (every budget, and the runs "
+              "of earlier versions kept in the raw file: each bound is a proof), so every method is measured "
+              "against one reference.  The tables show the latest run of each case, method and budget."] if med else []
     for limit_s in sorted({r["limit_s"] for r in med}):
         at = [r for r in med if r["limit_s"] == limit_s]
         ran = sorted({r["case"] for r in at})
@@ -227,7 +237,7 @@ def render(records: list[dict[str, Any]], out: Path) -> None:
         lines += ["", f"### {limit_s:g} s per case and method", "",
                   f"Methods: {', '.join(methods)}.  Cases: {', '.join(ran)}"
                   + (f"; not run at this budget: {', '.join(missing)}" if missing else "") + "." + note, ""]
-        lines += medium_tables(records, limit_s)
+        lines += medium_tables(records, limit_s, best_bounds([r for r in all_records if r["section"] == "medium"]))
     large = [r for r in records if r["section"] == "large"]
     if large:
         lines += ["", "## large: `--method exact` vs `--method lns`, same budget", "",

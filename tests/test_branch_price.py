@@ -180,8 +180,18 @@ def test_knapsack_under_conflicts_matches_enumeration(items: list[tuple[int, int
             assert not any(b in conflicts[a] for a in found.groups for b in found.groups)
         cut = solver(values, weights, frozen, limit, 3)
         assert cut.upper >= true_max >= cut.value  # a budget-limited search still bounds the maximum
-    capped = dp_knapsack(values, weights, frozen, limit, floor, max_states=1)
-    assert capped is not None and capped.upper >= max(floor, true_max) >= capped.value
+    for max_states in (1, 2):  # a beam: still a valid set and a valid upper bound
+        capped = dp_knapsack(values, weights, frozen, limit, floor, max_states=max_states)
+        assert capped is not None and capped.upper >= max(floor, true_max) >= capped.value
+    several = dp_knapsack(values, weights, frozen, limit, floor, keep_sets=4)
+    assert several is not None and several.value == max(floor, true_max)
+    sets = ([several.groups] if several.groups else []) + list(several.others)
+    assert len(sets) == len(set(sets)) <= 4
+    for found in sets:  # every further set is a distinct valid pattern worth more than the floor
+        assert sum(weights[g] for g in found) <= limit and sum(values[g] for g in found) > floor
+        assert not any(b in conflicts[a] for a in found for b in found)
+    assert [sum(values[g] for g in found) for found in sets] == \
+        sorted((sum(values[g] for g in found) for found in sets), reverse=True)  # best first
 
 
 @settings(max_examples=60, deadline=None)
@@ -216,7 +226,7 @@ def test_certificate_never_claims_a_feasible_target(inst: Instance, duals: list[
     data = integer_data(inst)
     packing = packing_at(target_rows(data, target), capacity_classes(data))
     groups = node_groups(packing.num_items, Rules())
-    assert not node_certificate(packing, groups, duals[: inst.num_models])
+    assert node_certificate(packing, groups, duals[: inst.num_models]) is not True
 
 
 def test_round_and_repair_keeps_models_once_and_fills_the_rest() -> None:

@@ -60,7 +60,8 @@ from kvopt.scaling import (CapacityClass, IntegerData, TargetRows, capacity_clas
 LP_TOL = 1e-9
 SEARCH_NODES = 2_000  # bin-completion nodes tried before column generation ...
 SEARCH_S = 0.2  # ... and seconds (it settles small instances; large ones go to the LP)
-PRICING_NODES = 20_000  # knapsack bound evaluations per exact pricing call
+PRICING_NODES = 20_000  # knapsack states (dynamic program) / bound evaluations (branch and bound) per pricing call
+PRICED_COLUMNS = 10  # patterns above the class dual one knapsack call may add (fewer LP rounds per node)
 CERTIFY_NODES = 200_000  # knapsack bound evaluations per class in a node certificate
 CERTIFY_EVERY = 25  # also try the certificate every this many LP rounds (cuts the LP tail) ...
 CERTIFY_MARGIN = 1e-3  # ... when λ is this far above 1 (barely above 1, only near-optimal duals certify)
@@ -193,14 +194,6 @@ def node_groups(num_items: int, rules: Rules) -> Groups:
     return Groups(tuple(tuple(m) for m in members), group_of, tuple(frozenset(c) for c in conflicts))
 
 
-def allowed(groups: Groups, models: Sequence[int]) -> bool:
-    """A pattern obeys the rules: whole groups only, and no two conflicting groups."""
-    present = {groups.group_of[i] for i in models}
-    if sum(len(groups.members[g]) for g in present) != len(set(models)):
-        return False
-    return not any(groups.conflicts[g] & present for g in present)
-
-
 # -- the restricted master LP ----------------------------------------------------------------------
 @dataclass
 class Master:
@@ -210,6 +203,7 @@ class Master:
     num_items: int
     columns: list[tuple[int, tuple[int, ...]]] = field(default_factory=list)  # (class, models); col k+1
     known: set = field(default_factory=set)
+    holds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # column × model
 
     def add(self, cls: int, models: Sequence[int]) -> bool:
         import highspy
@@ -219,17 +213,30 @@ class Master:
             return False
         self.known.add(key)
         self.columns.append(key)
+        if len(self.columns) > len(self.holds):
+            grown = np.zeros((max(64, 2 * len(self.holds)), self.num_items), dtype=bool)
+            grown[: len(self.holds), : self.holds.shape[1]] = self.holds
+            self.holds = grown
+        self.holds[len(self.columns) - 1, key[1]] = True
         index = np.array([*key[1], self.num_items + cls], dtype=np.int32)
         self.highs.addCol(0.0, 0.0, highspy.kHighsInf, len(index), index, np.ones(len(index)))
         return True
 
-    def restrict(self, groups: Groups) -> None:
-        """Columns that break the node's rules get upper bound 0."""
+    def restrict(self, rules: Rules) -> None:
+        """Columns that break the node's rules get upper bound 0: a column holding one model of a
+        together pair but not the other, or both models of an apart pair (pairwise suffices: a column
+        splitting a together-group splits one of the pairs that joined it)."""
         import highspy
 
         if not self.columns:
             return
-        upper = np.array([highspy.kHighsInf if allowed(groups, models) else 0.0 for _, models in self.columns])
+        holds = self.holds[: len(self.columns)]
+        broken = np.zeros(len(self.columns), dtype=bool)
+        for i, j in rules.together:
+            broken |= holds[:, i] != holds[:, j]
+        for i, j in rules.apart:
+            broken |= holds[:, i] & holds[:, j]
+        upper = np.where(broken, 0.0, highspy.kHighsInf)
         cols = np.arange(1, len(self.columns) + 1, dtype=np.int32)
         self.highs.changeColsBounds(len(cols), cols, np.zeros(len(cols)), upper)
 
@@ -267,21 +274,22 @@ def _group_data(packing: Packing, groups: Groups, values: Sequence[int]) -> tupl
 
 
 def max_pattern_value(packing: Packing, groups: Groups, cls: int, values: Sequence[int],
-                      node_limit: int, floor: int = 0) -> Choice:
+                      node_limit: int, floor: int = 0, keep_sets: int = 1) -> Choice:
     """Best allowed pattern of class ``cls`` by ``values`` (``best_pattern`` semantics): loaded patterns
     under the loaded limit, demand-free ones (demand-free groups only) under the free limit."""
     gv, gw, gd = _group_data(packing, groups, values)
     bins = packing.classes[cls]
-    loaded = best_pattern(gv, gw, groups.conflicts, bins.loaded, node_limit, floor)
+    loaded = best_pattern(gv, gw, groups.conflicts, bins.loaded, node_limit, floor, keep_sets)
     if bins.free == bins.loaded or all(gd):
         return loaded
     idle_values = [v if not d else 0 for v, d in zip(gv, gd)]
-    idle = best_pattern(idle_values, gw, groups.conflicts, bins.free, node_limit, floor)
-    best = loaded if loaded.value >= idle.value else idle
-    return Choice(best.value, best.groups, max(loaded.upper, idle.upper))
+    idle = best_pattern(idle_values, gw, groups.conflicts, bins.free, node_limit, floor, keep_sets)
+    best, other = (loaded, idle) if loaded.value >= idle.value else (idle, loaded)
+    return Choice(best.value, best.groups, max(loaded.upper, idle.upper),
+                  best.others + ((other.groups,) if other.groups else ()) + other.others)
 
 
-def node_certificate(packing: Packing, groups: Groups, duals: Sequence[float]) -> bool:
+def node_certificate(packing: Packing, groups: Groups, duals: Sequence[float]) -> bool | None:
     """Exact Farkas check: ``Σπ > Σ_c G_c·max_{allowed P} π(P)`` with ``π = floor(D·dual) >= 0``.
 
     This is the certificate of ``kvopt.exact.colgen`` extended to a branch node: any
@@ -289,21 +297,25 @@ def node_certificate(packing: Packing, groups: Groups, duals: Sequence[float]) -
     GPU, so ``Σ_i π_i = Σ_g π(P_g) <= Σ_c G_c·max π(P)``; the strict inequality
     contradicts it.  Integers only.  Each class's knapsack only has to show that no
     pattern is worth more than what the inequality still allows (its ``floor``).
+    ``True``: certified; ``False``: these duals cannot certify; ``None``: a knapsack
+    stopped at its state budget before deciding (another argument may still succeed).
     """
     values = [max(0, math.floor(d * DUAL_SCALE)) for d in duals]
     total = sum(values)
     spent = 0
+    exact = True
     for c, cls in enumerate(packing.classes):
         # Later classes need >= 0 each, so this class may use everything left: G_c·max <= total − 1 − spent.
         allowance = (total - 1 - spent) // cls.count
         if allowance < 0:
-            return False
-        found = max_pattern_value(packing, groups, c, values, CERTIFY_NODES, floor=allowance
-                                  if c == len(packing.classes) - 1 else 0)
+            return False if exact else None
+        floor = allowance if c == len(packing.classes) - 1 else 0
+        found = max_pattern_value(packing, groups, c, values, CERTIFY_NODES, floor=floor)
+        exact = exact and found.upper == max(found.value, floor)
         spent += cls.count * found.upper
         if spent >= total:
-            return False
-    return total > spent
+            return False if exact else None
+    return True
 
 
 def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float], u: Sequence[float],
@@ -330,9 +342,9 @@ def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float],
         # The most violated pattern, not the first above u_c: a pattern barely above u_c can already be
         # in the LP (its reduced cost within HiGHS's dual tolerance), and stopping there ends the column
         # generation early with a better column left unfound.
-        found = max_pattern_value(packing, groups, c, values, budget, floor=floor)
-        if found.groups:
-            chosen = _fill_up(list(found.groups), ratio_order, gw, gd, groups, packing.classes[c])
+        found = max_pattern_value(packing, groups, c, values, budget, floor=floor, keep_sets=PRICED_COLUMNS)
+        for pattern in (found.groups,) + found.others if found.groups else ():
+            chosen = _fill_up(list(pattern), ratio_order, gw, gd, groups, packing.classes[c])
             added += master.add(c, [i for g in chosen for i in groups.members[g]])
     return added
 
@@ -440,7 +452,7 @@ def solve_node(master: Master, packing: Packing, rules: Rules, data: IntegerData
             return NodeOutcome("closed")  # a together-group fits no GPU
         for c in fitting:
             master.add(c, members)
-    master.restrict(groups)
+    master.restrict(rules)
     lp_value, y, pi, u = math.inf, [], [], []
     rounds = 0
     while time.perf_counter() < deadline:
@@ -470,10 +482,11 @@ def solve_node(master: Master, packing: Packing, rules: Rules, data: IntegerData
 
 def _certified(packing: Packing, groups: Groups, data: IntegerData, rows: TargetRows,
                pi: Sequence[float], root: bool) -> bool:
-    if node_certificate(packing, groups, pi):
-        return True
-    # At the root (no rules) colgen's check applies as is; its exact (size, demand) table can succeed
-    # where the budgeted branch and bound above only reached a weaker bound.
+    certified = node_certificate(packing, groups, pi)
+    if certified is not None:
+        return certified
+    # At the root (no rules) colgen's check applies as is; its exact (size, demand) table can decide
+    # where a knapsack above stopped at its state budget.
     return root and verify_certificate(data, rows, capacity_classes(data), pi)
 
 
