@@ -3,8 +3,21 @@
 ``--method exact`` must never hand back a worse placement than ``--method lns``
 with the same budget, and its bound must be at least what either proves.  The
 proof alone cannot promise that: on 16+ GPUs one feasibility question near the
-optimum can take the whole budget while the placement stays the pipeline's.  So
-the budget is shared (``plan_budget``):
+optimum can take the whole budget while the placement stays the pipeline's.
+
+**Side by side** (the default with two or more CPUs, above ``PROOF_FIRST_MAX_MODELS``
+models and from ``SIDE_BY_SIDE_MIN_S`` seconds): the proof runs in a second process
+(``python -m kvopt.anytime``, a fresh interpreter) for the whole budget while this process runs exactly what ``--method lns`` runs, for
+the whole budget.  ``combine`` then keeps the better placement and the larger
+bound, so the placement is never worse than LNS alone (up to the noise of two
+processes sharing a machine) and the bound never weaker than the proof's.  A
+proof process that crashes or overruns its deadline by ``OVERRUN_GRACE_S`` is
+killed and reported in ``details.anytime``; the LNS result stands.  Measured in
+``reports/frontier.md``: before this, a split LNS run (below) was behind one long
+LNS run on 3 of 22 medium/large cases.
+
+**One after the other** (one CPU, short budgets, or ``side_by_side=False``): the
+budget is shared (``plan_budget``):
 
 1. instances above ``PROOF_FIRST_MAX_MODELS`` models: LNS first, for
    ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline.  The
@@ -41,9 +54,15 @@ bound.  Every number is re-evaluated by ``kvopt.evaluate``.
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import select
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Sequence
 
 from kvopt.evaluate import evaluate
@@ -57,6 +76,8 @@ PROOF_SHARE_MAX_MODELS = 200  # above this the proof rarely pays: LNS first for 
 LNS_FIRST_SHARE_LARGE = 0.8
 LNS_LAST_SHARE_LARGE = 0.15
 MIN_PHASE_S = 0.5  # a phase shorter than this is skipped
+SIDE_BY_SIDE_MIN_S = 5.0  # below this the second process's start (~1-2 s of imports) costs too much of the budget
+OVERRUN_GRACE_S = 5.0  # the proof process may end this late (a knapsack call is not interrupted) before a kill
 
 
 @dataclass(frozen=True)
@@ -115,12 +136,19 @@ def combine(instance: Instance, runs: Sequence[Result], *, method: str = "exact"
                    gap=gap, seconds=seconds)
 
 
+def use_side_by_side(num_models: int, time_limit_s: float, cpus: int | None) -> bool:
+    """Whether ``solve_exact_anytime`` runs the proof and LNS in two processes by default."""
+    return (cpus or 1) >= 2 and num_models > PROOF_FIRST_MAX_MODELS and time_limit_s >= SIDE_BY_SIDE_MIN_S
+
+
 def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: str = "highs",
                         time_limit_s: float = 60.0, seed: int = 0, progress: Any = None,
-                        warm_start: Placement | Sequence[int] | None = None) -> Result:
-    """Exact bisection with an LNS primal side on a shared budget (module docstring); method ``exact``.
+                        warm_start: Placement | Sequence[int] | None = None,
+                        side_by_side: bool | None = None) -> Result:
+    """Exact bisection with an LNS primal side on one budget (module docstring); method ``exact``.
 
-    ``details`` are the exact run's, plus ``anytime``: the phases run
+    ``side_by_side``: ``None`` decides by ``use_side_by_side`` (CPUs, size, budget).
+    ``details`` are the exact run's, plus ``anytime``: the mode, the phases run
     (``(name, status, peak, seconds)``) and the budget plan.
     """
     from kvopt.exact import solve_exact
@@ -130,6 +158,11 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
         # LNS minimises one demand vector's peak, not the worst scenario's: the proof alone.
         return solve_exact(instance, backend=backend, solver=solver, time_limit_s=time_limit_s,
                            warm_start=warm_start, seed=seed, progress=progress)
+    if side_by_side is None:
+        side_by_side = use_side_by_side(instance.num_models, time_limit_s, os.cpu_count())
+    if side_by_side:
+        return _side_by_side(instance, backend=backend, solver=solver, time_limit_s=time_limit_s, seed=seed,
+                             warm_start=warm_start)
     clock = time.perf_counter()
     plan = plan_budget(instance.num_models, time_limit_s)
     runs: list[Result] = []
@@ -153,6 +186,131 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
         runs.append(solve_lns(instance, time_limit_s=left, seed=seed, start=exact.placement))
     result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
     phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
-    details = {**exact.details, "anytime": {"phases": phases, "lns_first_s": round(plan.lns_first_s, 3),
+    details = {**exact.details, "anytime": {"mode": "one after the other", "phases": phases,
+                                            "lns_first_s": round(plan.lns_first_s, 3),
                                             "per_question_s": plan.per_question_s}}
     return replace(result, details=details)
+
+
+def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s: float, seed: int,
+                  warm_start: Placement | Sequence[int] | None) -> Result:
+    """The proof in a second process, ``--method lns`` here, both for the whole budget; then ``combine``."""
+    from kvopt.lns import solve_lns
+
+    clock = time.perf_counter()
+    deadline = time.monotonic() + time_limit_s  # CLOCK_MONOTONIC: the same clock in both processes
+    start = None if warm_start is None else tuple(warm_start)
+    job = _start_proof(ProofJob(instance, backend, solver, deadline, seed, start, PER_QUESTION_SHARE * time_limit_s))
+    given = Placement(start) if start is not None else None
+    runs: list[Result] = []
+    try:
+        try:
+            # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget.
+            runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend))
+        except KvoptError:
+            pass  # no start placement: the proof decides feasibility itself
+        proof, failure = _collect(job, deadline + OVERRUN_GRACE_S)
+    finally:
+        _stop(job)
+    if proof is not None:
+        runs.append(proof)
+    if not runs:
+        raise KvoptError(f"exact: the proof process failed ({failure}) and LNS found no start placement")
+    result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
+    phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
+    anytime: dict[str, Any] = {"mode": "side by side", "phases": phases}
+    if failure:
+        anytime["proof_failure"] = failure
+    base = proof.details if proof is not None else runs[0].details
+    return replace(result, details={**base, "anytime": anytime})
+
+
+@dataclass(frozen=True)
+class ProofJob:
+    """What the proof process needs (sent pickled on its stdin): ``deadline`` is ``time.monotonic()`` time."""
+
+    instance: Instance
+    backend: str
+    solver: str
+    deadline: float
+    seed: int
+    start: tuple[int, ...] | None
+    per_question_s: float
+
+
+def _start_proof(job: ProofJob) -> tuple[subprocess.Popen, int]:
+    """``python -m kvopt.anytime FD``: a fresh interpreter (no fork of solver threads, and unlike
+    multiprocessing's spawn it never re-runs the caller's ``__main__``); the answer comes back on a pipe."""
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parent.parent)  # where this kvopt is imported from
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "kvopt.anytime", str(write_fd)], stdin=subprocess.PIPE,
+                                   stdout=subprocess.DEVNULL, pass_fds=(write_fd,), env=env)
+    finally:
+        os.close(write_fd)
+    assert process.stdin is not None
+    try:
+        process.stdin.write(pickle.dumps(job))
+        process.stdin.close()
+    except OSError:
+        pass  # the process died at once: _collect reports it
+    return process, read_fd
+
+
+def _collect(job: tuple[subprocess.Popen, int], kill_at: float) -> tuple[Result | None, str]:
+    """The proof's ``Result``, or ``None`` and why (read until end of file or ``kill_at``)."""
+    process, read_fd = job
+    chunks: list[bytes] = []
+    while True:
+        wait = kill_at - time.monotonic()
+        if wait <= 0:
+            return None, "overran its deadline: killed"
+        ready, _, _ = select.select([read_fd], [], [], wait)
+        if not ready:
+            continue
+        chunk = os.read(read_fd, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    try:
+        answer = pickle.loads(b"".join(chunks))
+    except Exception:  # noqa: BLE001 - a process that died mid-answer
+        process.wait(timeout=5)
+        return None, f"ended without an answer (exit code {process.returncode})"
+    if isinstance(answer, Result):
+        return answer, ""
+    return None, str(answer)
+
+
+def _stop(job: tuple[subprocess.Popen, int]) -> None:
+    process, read_fd = job
+    os.close(read_fd)
+    try:
+        process.wait(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _proof_main(write_fd: int) -> None:
+    """The proof process: read a ``ProofJob`` on stdin, run ``solve_exact`` until its deadline, answer on ``write_fd``."""
+    from kvopt.exact import solve_exact
+
+    job: ProofJob = pickle.loads(sys.stdin.buffer.read())
+    try:
+        answer: Result | str = solve_exact(
+            job.instance, backend=job.backend, solver=job.solver,
+            time_limit_s=max(0.01, job.deadline - time.monotonic()), per_solve_limit_s=job.per_question_s,
+            warm_start=job.start, seed=job.seed)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - reported by the parent, which keeps the LNS result
+        answer = f"{type(exc).__name__}: {exc}"
+    with os.fdopen(write_fd, "wb") as out:
+        out.write(pickle.dumps(answer))
+
+
+if __name__ == "__main__":
+    _proof_main(int(sys.argv[1]))

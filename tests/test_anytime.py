@@ -1,0 +1,66 @@
+"""``--method exact`` side by side: the proof in a second process, LNS here, one budget."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from kvopt.anytime import _collect, _stop, solve_exact_anytime, use_side_by_side
+from kvopt.bounds import root_lower_bound
+from kvopt.evaluate import check_placement
+from kvopt.suites import load_suite
+
+
+def test_side_by_side_needs_two_cpus_a_large_instance_and_a_budget() -> None:
+    assert use_side_by_side(64, 60, 2)
+    assert not use_side_by_side(64, 60, 1)  # one CPU: one after the other
+    assert not use_side_by_side(30, 60, 8)  # small: the proof alone, usually in milliseconds
+    assert not use_side_by_side(64, 2, 8)  # a second interpreter's start would eat the budget
+
+
+def test_side_by_side_keeps_the_better_placement_and_the_proofs_bound() -> None:
+    inst = next(i for i in load_suite("medium") if i.num_gpus == 16)
+    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=8, side_by_side=True)
+    check_placement(inst, result.placement)
+    anytime = result.details["anytime"]
+    assert anytime["mode"] == "side by side" and "proof_failure" not in anytime
+    phases = {name: peak for name, _, peak, _ in anytime["phases"]}
+    assert set(phases) == {"lns", "exact"}  # both ran, and the result is the better of the two
+    assert result.peak_kvpr == min(phases.values())
+    assert root_lower_bound(inst) <= result.lower_bound_exact <= result.peak_kvpr_exact
+    assert result.seconds < 8 + 5  # the proof process keeps the deadline (within its overrun grace)
+
+
+def _job(code: str) -> tuple[subprocess.Popen, int]:
+    read_fd, write_fd = os.pipe()
+    process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(write_fd,))
+    os.close(write_fd)
+    return process, read_fd
+
+
+def test_a_proof_process_that_dies_without_answering_is_reported() -> None:
+    job = _job("import sys; sys.exit(3)")
+    result, failure = _collect(job, time.monotonic() + 10)
+    _stop(job)
+    assert result is None and "without an answer" in failure
+
+
+def test_a_proof_process_that_overruns_is_killed() -> None:
+    job = _job("import time; time.sleep(60)")
+    start = time.monotonic()
+    result, failure = _collect(job, start + 0.5)
+    _stop(job)
+    assert result is None and "killed" in failure
+    assert job[0].returncode is not None and time.monotonic() - start < 10
+
+
+def test_a_proof_process_that_answers_garbage_is_reported() -> None:
+    read_fd, write_fd = os.pipe()
+    code = f"import os, pickle; os.write({write_fd}, pickle.dumps('RuntimeError: boom'))"
+    process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(write_fd,))
+    os.close(write_fd)
+    result, failure = _collect((process, read_fd), time.monotonic() + 10)
+    _stop((process, read_fd))
+    assert result is None and failure == "RuntimeError: boom"
