@@ -1,6 +1,7 @@
 """The exact frontier (issue 9): branch and price vs the current backends vs LNS, same budget per case.
 
-Runs (each niced by the caller; one run at a time, the machine has 2 cores):
+Runs (each niced by the caller).  ``--method exact`` runs side by side on a machine with two
+CPUs (the proof in a second process): run such sections alone, nothing else on the machine.
 
 * ``families``: every case of tight, dense, llm, hetero, small with ``solve_exact``
   (the proof alone), backend ``auto`` (set partitioning / CP-SAT) and
@@ -89,12 +90,12 @@ def run_medium(raw: Path, cases: list[int], limit_s: float, runs: tuple[tuple[st
                   flush=True)
 
 
-def run_large(raw: Path, limit_s: float) -> None:
+def run_large(raw: Path, limit_s: float, methods: tuple[str, ...] = ("exact", "lns")) -> None:
     """``--method exact`` and ``--method lns`` on every ``large`` case (64-1024 GPUs), same budget."""
     from kvopt.solve import solve
 
     for inst in load_suite("large"):
-        for method in ("exact", "lns"):
+        for method in methods:
             result = solve(inst, method, time_limit_s=limit_s)
             append(raw, run_record("large", "large", inst, method, "auto" if method == "exact" else "-",
                                    limit_s, result))
@@ -102,17 +103,27 @@ def run_large(raw: Path, limit_s: float) -> None:
 
 
 def large_table(records: list[dict[str, Any]]) -> list[str]:
+    """Per case: each exact run (peak, time, relative to LNS) and the LNS run."""
     rows = [r for r in records if r["section"] == "large"]
-    lines = ["| case | G | models | exact | lns | exact vs lns |", "|---|--:|--:|---|---|--:|"]
+    present = {run_label(r) for r in rows} - {"lns"}
+    exact_runs = sorted(present, key=lambda label: ("side by side" not in label, label))
+    lines = ["| case | G | models | " + " | ".join(exact_runs) + " | lns |",
+             "|---|--:|--:|" + "---|" * len(exact_runs) + "---|"]
     for case in sorted({r["case"] for r in rows}):
-        sel = {r["method"]: r for r in rows if r["case"] == case}
-        exact, lns = sel.get("exact"), sel.get("lns")
-        if exact is None or lns is None or None in (exact["peak"], lns["peak"]):
+        sel = {run_label(r): r for r in rows if r["case"] == case}
+        lns = sel.get("lns")
+        if lns is None or lns["peak"] is None:
             continue
-        rel = 100 * float(Fraction(exact["peak"]) / Fraction(lns["peak"]) - 1)
-        lines.append(f"| {case} | {exact['gpus']} | {exact['models']} | {exact['status']} "
-                     f"{float(Fraction(exact['peak'])):.6f} ({exact['seconds']:.0f} s) | {lns['status']} "
-                     f"{float(Fraction(lns['peak'])):.6f} ({lns['seconds']:.0f} s) | {rel:+.4f} % |")
+        cells = []
+        for label in exact_runs:
+            r = sel.get(label)
+            if r is None or r["peak"] is None:
+                cells.append("—")
+                continue
+            rel = 100 * float(Fraction(r["peak"]) / Fraction(lns["peak"]) - 1)
+            cells.append(f"{r['status']} {float(Fraction(r['peak'])):.6f} ({r['seconds']:.0f} s, {rel:+.4f} % vs lns)")
+        lines.append(f"| {case} | {lns['gpus']} | {lns['models']} | {' | '.join(cells)} | {lns['status']} "
+                     f"{float(Fraction(lns['peak'])):.6f} ({lns['seconds']:.0f} s) |")
     return lines
 
 
@@ -143,43 +154,54 @@ def family_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def run_label(r: dict[str, Any]) -> str:
+    """A run's column: ``lns``, or ``exact <backend> (<mode>)``; exact runs recorded before the mode was
+    (2026-11-29 first session: numpy knapsack, one after the other) are ``(previous version)``."""
+    if r["method"] == "lns":
+        return "lns"
+    return f"{r['method']} {r['backend']} ({r['mode'] if 'mode' in r else 'previous version'})"
+
+
+LABEL_ORDER = ("exact branch-price (side by side)", "exact branch-price (one after the other)",
+               "exact branch-price (previous version)", "exact auto (previous version)", "lns")
+
+
 def medium_tables(records: list[dict[str, Any]], limit_s: float, best_bound: dict[str, Fraction]) -> list[str]:
-    """Summary per GPU count and method, then per case, for the runs with budget ``limit_s``."""
-    every = [r for r in records if r["section"] == "medium"]
-    rows = [r for r in every if r["limit_s"] == limit_s]
-    runs = [key for key in MEDIUM_RUNS if any((r["method"], r["backend"]) == key for r in rows)]
-    lines = ["| G | method | backend | cases | proven | median s | max s | median gap | max gap |",
-             "|--:|---|---|--:|--:|--:|--:|--:|--:|"]
+    """Summary per GPU count and run, then per case, for the runs with budget ``limit_s``."""
+    rows = [r for r in records if r["section"] == "medium" and r["limit_s"] == limit_s]
+    present = {run_label(r) for r in rows}
+    runs = [label for label in LABEL_ORDER if label in present] + sorted(present - set(LABEL_ORDER))
+    lines = ["| G | run | cases | proven | median s | max s | median gap | max gap |",
+             "|--:|---|--:|--:|--:|--:|--:|--:|"]
     for gpus in sorted({r["gpus"] for r in rows}):
-        for method, backend in runs:
-            sel = [r for r in rows if r["gpus"] == gpus and r["method"] == method and r["backend"] == backend]
+        for label in runs:
+            sel = [r for r in rows if r["gpus"] == gpus and run_label(r) == label]
             if not sel:
                 continue
             gaps = [float(Fraction(r["peak"]) / best_bound[r["case"]] - 1) for r in sel if r["peak"] not in (None, "inf")]
             proven = sum(r["status"] == "optimal" for r in sel)
             secs = [r["seconds"] for r in sel]
-            lines.append(f"| {gpus} | {method} | {backend} | {len(sel)} | {proven} | {_median(secs)} | "
+            lines.append(f"| {gpus} | {label} | {len(sel)} | {proven} | {_median(secs)} | "
                          f"{max(secs):.1f} | {_pct(statistics.median(gaps)) if gaps else '—'} | "
                          f"{_pct(max(gaps)) if gaps else '—'} |")
-    has_lns = ("lns", "-") in runs
+    has_lns = "lns" in runs
     lines += ["", "Per case" + (" (peak relative to the LNS peak of the same case: < 0 means better than LNS)"
                                 if has_lns else "") + ":", "",
-              "| case | G | models | " + " | ".join(f"{m} {b}".replace(" -", "") for m, b in runs)
-              + " | best bound (all runs) | gap left | proven by |",
+              "| case | G | models | " + " | ".join(runs) + " | best bound (all runs) | gap left | proven by |",
               "|---|--:|--:|" + "---|" * len(runs) + "--:|--:|---|"]
     for case in sorted({r["case"] for r in rows}):
-        sel = {(r["method"], r["backend"]): r for r in rows if r["case"] == case}
-        lns = sel.get(("lns", "-"))
+        sel = {run_label(r): r for r in rows if r["case"] == case}
+        lns = sel.get("lns")
         cells = []
-        for key in runs:
-            r = sel.get(key)
+        for label in runs:
+            r = sel.get(label)
             if r is None or r["peak"] in (None, "inf"):
                 cells.append("—")
                 continue
-            rel = "" if lns is None or key == ("lns", "-") else \
+            rel = "" if lns is None or label == "lns" else \
                 f", {100 * float(Fraction(r['peak']) / Fraction(lns['peak']) - 1):+.4f} % vs lns"
             cells.append(f"{r['status']} {float(Fraction(r['peak'])):.6f} ({r['seconds']:.0f} s{rel})")
-        proven = [f"{m}/{b}".replace("/-", "") for (m, b), r in sel.items() if r["status"] == "optimal"]
+        proven = [label for label, r in sel.items() if r["status"] == "optimal"]
         peaks = [Fraction(r["peak"]) for r in sel.values() if r["peak"] not in (None, "inf")]
         left = "0" if proven else (_pct(float(min(peaks) / best_bound[case] - 1)) if peaks else "—")
         any_r = next(iter(sel.values()))
@@ -202,7 +224,7 @@ def latest(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last run per (section, suite, case, method, backend, budget): a re-run replaces the row it repeats."""
     last: dict[tuple, dict[str, Any]] = {}
     for r in records:
-        last[(r["section"], r["suite"], r["case"], r["method"], r["backend"], r["limit_s"])] = r
+        last[(r["section"], r["suite"], r["case"], run_label(r), r["limit_s"])] = r
     return list(last.values())
 
 
@@ -232,8 +254,7 @@ def render(all_records: list[dict[str, Any]], out: Path) -> None:
         at = [r for r in med if r["limit_s"] == limit_s]
         ran = sorted({r["case"] for r in at})
         missing = [inst.name for inst in load_suite("medium") if inst.name not in ran]
-        methods = sorted({f"{r['method']} ({r['backend']}{', ' + r['mode'] if r.get('mode') else ''})"
-                          .replace(" (-)", "") for r in at})
+        methods = sorted({run_label(r) for r in at})
         note = ("  (Run one after the other, `exact` spends its first 10 % of this budget in LNS, so the proof "
                 "starts later than in the 60 s runs; side by side it has the whole budget.)") if limit_s > 60 else ""
         lines += ["", f"### {limit_s:g} s per case and method", "",
@@ -280,7 +301,7 @@ def main() -> int:
     parser.add_argument("--raw", default="reports/frontier_raw.jsonl")
     parser.add_argument("--out", default="reports/frontier.md")
     parser.add_argument("--skip-auto", action="store_true", help="medium: only exact (branch-price) and lns, not exact (auto)")
-    parser.add_argument("--exact-only", action="store_true", help="medium: only exact (branch-price)")
+    parser.add_argument("--exact-only", action="store_true", help="medium, large: only exact")
     parser.add_argument("--render", action="store_true", help="only rewrite the report from --raw")
     parser.add_argument("--reference", action="store_true", help="also write instances/medium/reference.json")
     args = parser.parse_args()
@@ -291,7 +312,7 @@ def main() -> int:
         if "families" in sections:
             run_families(raw, args.family_limit)
         if "large" in sections:
-            run_large(raw, args.limit)
+            run_large(raw, args.limit, ("exact",) if args.exact_only else ("exact", "lns"))
         if "medium" in sections:
             runs = tuple(r for r in MEDIUM_RUNS if args.skip_auto is False or r[1] != "auto")
             if args.exact_only:
