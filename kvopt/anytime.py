@@ -203,15 +203,21 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
     job = _start_proof(ProofJob(instance, backend, solver, deadline, seed, start, PER_QUESTION_SHARE * time_limit_s))
     given = Placement(start) if start is not None else None
     runs: list[Result] = []
+    proof, failure = None, ""
+    collected = False
     try:
         try:
-            # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget.
-            runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend))
+            # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
+            # until the proof process answers (it answers early only with a proof).
+            runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend,
+                                  stop_when=lambda: _answered(job)))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself
-        proof, failure = _collect(job, deadline + OVERRUN_GRACE_S)
+        if not (runs and runs[0].status == "optimal"):  # LNS met a proven bound: nothing left to wait for
+            proof, failure = _collect(job, deadline + OVERRUN_GRACE_S)
+            collected = True
     finally:
-        _stop(job)
+        _stop(job, grace_s=1.0 if collected else 0.0)
     if proof is not None:
         runs.append(proof)
     if not runs:
@@ -259,6 +265,11 @@ def _start_proof(job: ProofJob) -> tuple[subprocess.Popen, int]:
     return process, read_fd
 
 
+def _answered(job: tuple[subprocess.Popen, int]) -> bool:
+    """Whether the proof process has written (or closed) its answer pipe."""
+    return bool(select.select([job[1]], [], [], 0)[0])
+
+
 def _collect(job: tuple[subprocess.Popen, int], kill_at: float) -> tuple[Result | None, str]:
     """The proof's ``Result``, or ``None`` and why (read until end of file or ``kill_at``)."""
     process, read_fd = job
@@ -284,11 +295,12 @@ def _collect(job: tuple[subprocess.Popen, int], kill_at: float) -> tuple[Result 
     return None, str(answer)
 
 
-def _stop(job: tuple[subprocess.Popen, int]) -> None:
+def _stop(job: tuple[subprocess.Popen, int], grace_s: float = 1.0) -> None:
+    """Close the pipe and reap the process, killing it if it has not ended within ``grace_s``."""
     process, read_fd = job
     os.close(read_fd)
     try:
-        process.wait(timeout=1.0)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

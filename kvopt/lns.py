@@ -386,6 +386,7 @@ def solve_lns(
     max_neighbourhood_gpus: int | None = None,
     grow_after: int = 30,
     max_peak_gpus: int = 1,
+    stop_when: Callable[[], bool] | None = None,
 ) -> Result:
     """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
 
@@ -396,6 +397,8 @@ def solve_lns(
     terminal.  ``colgen_time_s`` > 0 also tries the column-generation bound
     (when ``kvopt.exact.colgen`` exists) after the search, on top of the time
     limit.  ``max_neighbourhood_gpus`` defaults to ``max(8, neighbourhood_gpus)``.
+    ``stop_when``: asked before every neighbourhood; ``True`` ends the run (the anytime
+    exact method stops LNS once its proof process has answered).
 
     ``details``: ``iterations``, ``accepted`` (moves), ``accepted_by_rule``,
     ``sub_solves_not_optimal`` (sub-solves stopped by ``sub_time_limit_s``: if
@@ -429,6 +432,8 @@ def solve_lns(
         while True:
             peak_gpus, peak = peak_gpu_set(instance, state)
             stop = _stop_reason(log, peak, root_bound, max_iterations, time_limit_s - (time.perf_counter() - clock))
+            if stop is None and stop_when is not None and stop_when():
+                stop = "stopped by the caller"
             if stop is not None:
                 log.stop_reason = stop
                 break

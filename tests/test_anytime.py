@@ -64,3 +64,11 @@ def test_a_proof_process_that_answers_garbage_is_reported() -> None:
     result, failure = _collect((process, read_fd), time.monotonic() + 10)
     _stop((process, read_fd))
     assert result is None and failure == "RuntimeError: boom"
+
+
+def test_side_by_side_ends_when_the_proof_does() -> None:
+    """The proof answers early only with a proof; LNS then stops instead of running out the budget."""
+    inst = next(i for i in load_suite("medium") if i.name == "medium_00")  # proven in a few seconds
+    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=60, side_by_side=True)
+    assert result.status == "optimal" and result.gap == 0
+    assert result.seconds < 30

@@ -345,3 +345,15 @@ def test_lns_rejects_an_invalid_start():
     inst = make_instance([(50, 1, 1), (50, 1, 1)], [80, 80])
     with pytest.raises(KvoptError, match="memory overflow"):
         solve_lns(inst, start=Placement((0, 0)), max_iterations=1)
+
+
+def test_lns_stops_when_its_caller_says_so() -> None:
+    from kvopt.evaluate import check_placement
+    from kvopt.suites import load_suite
+
+    inst = load_suite("medium")[4]
+    asked = []
+    result = solve_lns(inst, time_limit_s=30, stop_when=lambda: asked.append(1) or len(asked) > 3)
+    assert result.details["stop_reason"] == "stopped by the caller"
+    assert result.details["iterations"] == 3 and result.seconds < 30
+    check_placement(inst, result.placement)
