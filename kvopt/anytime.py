@@ -162,7 +162,7 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
         side_by_side = use_side_by_side(instance.num_models, time_limit_s, os.cpu_count())
     if side_by_side:
         return _side_by_side(instance, backend=backend, solver=solver, time_limit_s=time_limit_s, seed=seed,
-                             warm_start=warm_start)
+                             warm_start=warm_start, progress=progress)
     clock = time.perf_counter()
     plan = plan_budget(instance.num_models, time_limit_s)
     runs: list[Result] = []
@@ -193,8 +193,11 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
 
 
 def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s: float, seed: int,
-                  warm_start: Placement | Sequence[int] | None) -> Result:
-    """The proof in a second process, ``--method lns`` here, both for the whole budget; then ``combine``."""
+                  warm_start: Placement | Sequence[int] | None, progress: Any = None) -> Result:
+    """The proof in a second process, ``--method lns`` here, both for the whole budget; then ``combine``.
+
+    ``progress`` follows the LNS side (``kvopt.lns.LnsProgress`` events): the proof process reports
+    only at its end."""
     from kvopt.lns import solve_lns
 
     clock = time.perf_counter()
@@ -210,7 +213,7 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
             # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
             # until the proof process answers (it answers early only with a proof).
             runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend,
-                                  stop_when=lambda: _answered(job)))
+                                  progress=progress, stop_when=lambda: _answered(job)))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself
         if not (runs and runs[0].status == "optimal"):  # LNS met a proven bound: nothing left to wait for
