@@ -185,6 +185,39 @@ def _sorted_states(index, sig, weight, value):  # pragma: no cover (compiled)
 
 
 @njit(cache=True)
+def _rank_descending(keys):  # pragma: no cover (compiled)
+    """Indices by ``keys`` descending, ties by index (stable merge sort; numba's own sorts take seconds
+    to compile, and this runs only when a beam is cut)."""
+    m = len(keys)
+    current = np.arange(m)
+    spare = np.empty(m, dtype=np.int64)
+    width = 1
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid, hi = min(lo + width, m), min(lo + 2 * width, m)
+            a, b, o = lo, mid, lo
+            while a < mid and b < hi:
+                if keys[current[b]] > keys[current[a]]:
+                    spare[o] = current[b]
+                    b += 1
+                else:
+                    spare[o] = current[a]
+                    a += 1
+                o += 1
+            while a < mid:
+                spare[o] = current[a]
+                a += 1
+                o += 1
+            while b < hi:
+                spare[o] = current[b]
+                b += 1
+                o += 1
+        current, spare = spare, current
+        width *= 2
+    return current
+
+
+@njit(cache=True)
 def _dp_states(val, wgt, bit, clash, forget, limit, floor, max_states, keep_sets):  # pragma: no cover (compiled)
     """The list algorithm of the module docstring, compiled: (best value, chosen items, largest dropped bound).
 
@@ -283,21 +316,24 @@ def _dp_states(val, wgt, bit, clash, forget, limit, floor, max_states, keep_sets
             bounds = np.empty(count)
             for j in range(count):
                 bounds[j] = _dantzig(k + 1, weight[j], float(value[j]), limit, prefix_w, prefix_v, val_f, wgt_f)
-            ranked = np.argsort(-bounds, kind="mergesort")
+            ranked = _rank_descending(bounds)
             dropped = max(dropped, bounds[ranked[max_states]])
-            chosen = np.sort(ranked[:max_states])
-            for t in range(max_states):
-                j = chosen[t]
-                weight[t], value[t], sig[t] = weight[j], value[j], sig[j]
-                hist_parent[hist_len + t] = hist_parent[hist_len + j]
-                hist_took[hist_len + t] = hist_took[hist_len + j]
+            chosen = np.zeros(count, dtype=np.bool_)
+            chosen[ranked[:max_states]] = True
+            t = 0
+            for j in range(count):  # the kept states in their (signature, weight) order
+                if chosen[j]:
+                    weight[t], value[t], sig[t] = weight[j], value[j], sig[j]
+                    hist_parent[hist_len + t] = hist_parent[hist_len + j]
+                    hist_took[hist_len + t] = hist_took[hist_len + j]
+                    t += 1
             count = max_states
         weight, value, sig = weight[:count], value[:count], sig[:count]
         hist_len += count
         hist_start[k + 1] = hist_len
         if count == 0:
             break  # no open state can beat the best set: the search is complete
-    ranked = np.argsort(-top_value, kind="mergesort")
+    ranked = _rank_descending(top_value)
     chosen_items = np.zeros((keep_sets, n), dtype=np.bool_)
     for r in range(keep_sets):
         slot = ranked[r]
