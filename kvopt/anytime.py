@@ -7,12 +7,14 @@ optimum can take the whole budget while the placement stays the pipeline's.
 
 **Side by side** (the default with two or more CPUs, above ``PROOF_FIRST_MAX_MODELS``
 models and from ``SIDE_BY_SIDE_MIN_S`` seconds): the proof runs in a second process
-(``python -m kvopt.anytime``, a fresh interpreter) for the whole budget while this process runs exactly what ``--method lns`` runs, for
-the whole budget.  ``combine`` then keeps the better placement and the larger
-bound, so the placement is never worse than LNS alone (up to the noise of two
-processes sharing a machine) and the bound never weaker than the proof's.  A
-proof process that crashes or overruns its deadline by ``OVERRUN_GRACE_S`` is
-killed and reported in ``details.anytime``; the LNS result stands.  Measured in
+(``python -m kvopt.anytime``, a fresh interpreter) for the whole budget while this
+process runs exactly what ``--method lns`` runs, for the whole budget or until the
+proof process answers with a proof.  ``combine`` then keeps the better placement
+and the larger bound, so the placement is never worse than LNS alone (up to the
+noise of two processes sharing a machine) and the bound never weaker than the
+proof's.  A proof process that crashes or overruns its deadline by
+``OVERRUN_GRACE_S`` is killed and reported in ``details.anytime``; the LNS result
+stands.  Measured in
 ``reports/frontier.md``: before this, a split LNS run (below) was behind one long
 LNS run on 3 of 22 medium/large cases.
 
@@ -23,9 +25,8 @@ budget is shared (``plan_budget``):
    ``LNS_FIRST_SHARE`` of the budget, from the warm start or the pipeline.  The
    shares follow the proof's strength: with the branch-and-bound knapsack an 80 %
    LNS share was needed to keep up with LNS alone; since exact pricing by dynamic
-   programming, branch and price proves 4 of the 12 16-32-GPU medium optima in
-   40-45 s and finds better placements than LNS on 5 of the other 8
-   (reports/frontier.md, 60 s);
+   programming (compiled), this schedule proves 5 of the 12 16-32-GPU medium
+   optima in 9-18 s (reports/frontier.md, 60 s, "one after the other");
 2. the exact bisection, warm-started by the best placement so far, each backend
    question capped at ``PER_QUESTION_SHARE`` of the budget after step 1 (a stuck
    question returns ``unknown``; the driver then keeps asking below it), ending
@@ -60,7 +61,7 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
@@ -203,34 +204,32 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
     clock = time.perf_counter()
     deadline = time.monotonic() + time_limit_s  # CLOCK_MONOTONIC: the same clock in both processes
     start = None if warm_start is None else tuple(warm_start)
-    job = _start_proof(ProofJob(instance, backend, solver, deadline, seed, start, PER_QUESTION_SHARE * time_limit_s))
+    proof = ProofProcess.start(ProofJob(instance, backend, solver, deadline, seed, start,
+                                        PER_QUESTION_SHARE * time_limit_s))
     given = Placement(start) if start is not None else None
     runs: list[Result] = []
-    proof, failure = None, ""
-    collected = False
     try:
         try:
             # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
-            # until the proof process answers (it answers early only with a proof).
+            # unless the proof process settles the instance first.
             runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend,
-                                  progress=progress, stop_when=lambda: _answered(job)))
+                                  progress=progress, stop_when=proof.proved))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself
         if not (runs and runs[0].status == "optimal"):  # LNS met a proven bound: nothing left to wait for
-            proof, failure = _collect(job, deadline + OVERRUN_GRACE_S)
-            collected = True
+            proof.wait(deadline + OVERRUN_GRACE_S)
     finally:
-        _stop(job, grace_s=1.0 if collected else 0.0)
-    if proof is not None:
-        runs.append(proof)
+        proof.stop()
+    if proof.result is not None:
+        runs.append(proof.result)
     if not runs:
-        raise KvoptError(f"exact: the proof process failed ({failure}) and LNS found no start placement")
+        raise KvoptError(f"exact: the proof process failed ({proof.failure}) and LNS found no start placement")
     result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
     phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
     anytime: dict[str, Any] = {"mode": "side by side", "phases": phases}
-    if failure:
-        anytime["proof_failure"] = failure
-    base = proof.details if proof is not None else runs[0].details
+    if proof.failure:
+        anytime["proof_failure"] = proof.failure
+    base = proof.result.details if proof.result is not None else runs[0].details
     return replace(result, details={**base, "anytime": anytime})
 
 
@@ -247,66 +246,84 @@ class ProofJob:
     per_question_s: float
 
 
-def _start_proof(job: ProofJob) -> tuple[subprocess.Popen, int]:
-    """``python -m kvopt.anytime FD``: a fresh interpreter (no fork of solver threads, and unlike
-    multiprocessing's spawn it never re-runs the caller's ``__main__``); the answer comes back on a pipe."""
-    read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    package_root = str(Path(__file__).resolve().parent.parent)  # where this kvopt is imported from
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    try:
-        process = subprocess.Popen([sys.executable, "-m", "kvopt.anytime", str(write_fd)], stdin=subprocess.PIPE,
-                                   stdout=subprocess.DEVNULL, pass_fds=(write_fd,), env=env)
-    finally:
-        os.close(write_fd)
-    assert process.stdin is not None
-    try:
-        process.stdin.write(pickle.dumps(job))
-        process.stdin.close()
-    except OSError:
-        pass  # the process died at once: _collect reports it
-    return process, read_fd
+@dataclass
+class ProofProcess:
+    """The proof process seen from here: its answer pipe, read without blocking the LNS side.
 
+    ``result`` (a ``Result``) or ``failure`` (why there is none) once the pipe is closed.
+    """
 
-def _answered(job: tuple[subprocess.Popen, int]) -> bool:
-    """Whether the proof process has written (or closed) its answer pipe."""
-    return bool(select.select([job[1]], [], [], 0)[0])
+    process: subprocess.Popen
+    read_fd: int
+    chunks: list[bytes] = field(default_factory=list)
+    closed: bool = False
+    result: Result | None = None
+    failure: str = ""
 
+    @classmethod
+    def start(cls, job: ProofJob) -> "ProofProcess":
+        """``python -m kvopt.anytime FD``: a fresh interpreter (no fork of solver threads, and unlike
+        multiprocessing's spawn it never re-runs the caller's ``__main__``); the answer comes back on FD."""
+        read_fd, write_fd = os.pipe()
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parent.parent)  # where this kvopt is imported from
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        try:
+            process = subprocess.Popen([sys.executable, "-m", "kvopt.anytime", str(write_fd)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(write_fd,),
+                                       env=env)
+        finally:
+            os.close(write_fd)
+        assert process.stdin is not None
+        try:
+            process.stdin.write(pickle.dumps(job))
+            process.stdin.close()
+        except OSError:
+            pass  # the process died at once: wait() reports it
+        return cls(process, read_fd)
 
-def _collect(job: tuple[subprocess.Popen, int], kill_at: float) -> tuple[Result | None, str]:
-    """The proof's ``Result``, or ``None`` and why (read until end of file or ``kill_at``)."""
-    process, read_fd = job
-    chunks: list[bytes] = []
-    while True:
-        wait = kill_at - time.monotonic()
-        if wait <= 0:
-            return None, "overran its deadline: killed"
-        ready, _, _ = select.select([read_fd], [], [], wait)
-        if not ready:
-            continue
-        chunk = os.read(read_fd, 1 << 16)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    try:
-        answer = pickle.loads(b"".join(chunks))
-    except Exception:  # noqa: BLE001 - a process that died mid-answer
-        process.wait(timeout=5)
-        return None, f"ended without an answer (exit code {process.returncode})"
-    if isinstance(answer, Result):
-        return answer, ""
-    return None, str(answer)
+    def read(self, timeout_s: float) -> None:
+        """Read what the pipe has within ``timeout_s``; at end of file, decode the answer."""
+        if self.closed or not select.select([self.read_fd], [], [], max(0.0, timeout_s))[0]:
+            return
+        chunk = os.read(self.read_fd, 1 << 16)
+        if chunk:
+            self.chunks.append(chunk)
+            return
+        self.closed = True
+        try:
+            answer = pickle.loads(b"".join(self.chunks))
+        except Exception:  # noqa: BLE001 - a process that died mid-answer (or before it)
+            self.process.wait(timeout=5)
+            self.failure = f"ended without an answer (exit code {self.process.returncode})"
+            return
+        if isinstance(answer, Result):
+            self.result = answer
+        else:
+            self.failure = str(answer)
 
+    def proved(self) -> bool:
+        """Whether the proof process has answered with a proof (``optimal`` or ``infeasible``)."""
+        self.read(0.0)
+        return self.result is not None and self.result.status in ("optimal", "infeasible")
 
-def _stop(job: tuple[subprocess.Popen, int], grace_s: float = 1.0) -> None:
-    """Close the pipe and reap the process, killing it if it has not ended within ``grace_s``."""
-    process, read_fd = job
-    os.close(read_fd)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    def wait(self, kill_at: float) -> None:
+        """Read until the answer is complete or ``kill_at`` (monotonic) passes (then: ``failure``)."""
+        while not self.closed:
+            left = kill_at - time.monotonic()
+            if left <= 0:
+                self.failure = "overran its deadline: killed"
+                return
+            self.read(left)
+
+    def stop(self) -> None:
+        """Close the pipe and reap the process: a second to end after answering, else killed."""
+        os.close(self.read_fd)
+        try:
+            self.process.wait(timeout=1.0 if self.closed else 0.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _proof_main(write_fd: int) -> None:

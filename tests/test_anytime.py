@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import time
 
-from kvopt.anytime import _collect, _stop, solve_exact_anytime, use_side_by_side
+from kvopt.anytime import ProofProcess, solve_exact_anytime, use_side_by_side
 from kvopt.bounds import root_lower_bound
 from kvopt.evaluate import check_placement
 from kvopt.suites import load_suite
@@ -33,37 +34,52 @@ def test_side_by_side_keeps_the_better_placement_and_the_proofs_bound() -> None:
     assert result.seconds < 8 + 5  # the proof process keeps the deadline (within its overrun grace)
 
 
-def _job(code: str) -> tuple[subprocess.Popen, int]:
+def _process(code: str) -> ProofProcess:
+    """A stand-in proof process running ``code``, which may write to the pipe named ``FD``."""
     read_fd, write_fd = os.pipe()
-    process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(write_fd,))
+    process = subprocess.Popen([sys.executable, "-c", code.replace("FD", str(write_fd))], pass_fds=(write_fd,))
     os.close(write_fd)
-    return process, read_fd
+    return ProofProcess(process, read_fd)
 
 
 def test_a_proof_process_that_dies_without_answering_is_reported() -> None:
-    job = _job("import sys; sys.exit(3)")
-    result, failure = _collect(job, time.monotonic() + 10)
-    _stop(job)
-    assert result is None and "without an answer" in failure
+    proof = _process("import sys; sys.exit(3)")
+    proof.wait(time.monotonic() + 10)
+    proof.stop()
+    assert proof.result is None and "without an answer (exit code 3)" in proof.failure
+    assert not proof.proved()  # a dead proof process does not stop the LNS side
 
 
 def test_a_proof_process_that_overruns_is_killed() -> None:
-    job = _job("import time; time.sleep(60)")
+    proof = _process("import time; time.sleep(60)")
     start = time.monotonic()
-    result, failure = _collect(job, start + 0.5)
-    _stop(job)
-    assert result is None and "killed" in failure
-    assert job[0].returncode is not None and time.monotonic() - start < 10
+    proof.wait(start + 0.5)
+    proof.stop()
+    assert proof.result is None and "killed" in proof.failure
+    assert proof.process.returncode is not None and time.monotonic() - start < 10
 
 
 def test_a_proof_process_that_answers_garbage_is_reported() -> None:
-    read_fd, write_fd = os.pipe()
-    code = f"import os, pickle; os.write({write_fd}, pickle.dumps('RuntimeError: boom'))"
-    process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(write_fd,))
-    os.close(write_fd)
-    result, failure = _collect((process, read_fd), time.monotonic() + 10)
-    _stop((process, read_fd))
-    assert result is None and failure == "RuntimeError: boom"
+    proof = _process("import os, pickle; os.write(FD, pickle.dumps('RuntimeError: boom'))")
+    proof.wait(time.monotonic() + 10)
+    proof.stop()
+    assert proof.result is None and proof.failure == "RuntimeError: boom"
+
+
+def test_only_a_proof_stops_the_lns_side() -> None:
+    """A proof process that ends early without a proof (its bisection ran out of questions) answers
+    ``feasible``: LNS goes on; ``optimal`` stops it."""
+    from kvopt.model import Result
+
+    inst = load_suite("medium")[0]
+    for status, proved in (("feasible", False), ("optimal", True)):
+        answer = Result(inst.name, "exact", status, None, None)
+        proof = _process(f"import os; os.write(FD, {pickle.dumps(answer)!r})")
+        deadline = time.monotonic() + 10
+        while not proof.closed and time.monotonic() < deadline:
+            proof.proved()
+        proof.stop()
+        assert proof.closed and proof.result == answer and proof.proved() is proved
 
 
 def test_side_by_side_ends_when_the_proof_does() -> None:

@@ -171,7 +171,8 @@ def _merge_runs(index, sig, weight, value, out, lo, mid, hi):  # pragma: no cove
 
 @njit(cache=True)
 def _sorted_states(index, sig, weight, value):  # pragma: no cover (compiled)
-    """``index`` ordered by ``_precedes`` (bottom-up merge sort, stable)."""
+    """``index`` ordered by ``_precedes`` (bottom-up merge sort, stable); numba's own sorts take seconds
+    to compile."""
     m = len(index)
     current = index.copy()
     spare = np.empty(m, dtype=np.int64)
@@ -185,36 +186,10 @@ def _sorted_states(index, sig, weight, value):  # pragma: no cover (compiled)
 
 
 @njit(cache=True)
-def _rank_descending(keys):  # pragma: no cover (compiled)
-    """Indices by ``keys`` descending, ties by index (stable merge sort; numba's own sorts take seconds
-    to compile, and this runs only when a beam is cut)."""
+def _ranked_descending(keys):  # pragma: no cover (compiled)
+    """Indices by ``keys`` descending, ties by index: the state order with one signature and one weight."""
     m = len(keys)
-    current = np.arange(m)
-    spare = np.empty(m, dtype=np.int64)
-    width = 1
-    while width < m:
-        for lo in range(0, m, 2 * width):
-            mid, hi = min(lo + width, m), min(lo + 2 * width, m)
-            a, b, o = lo, mid, lo
-            while a < mid and b < hi:
-                if keys[current[b]] > keys[current[a]]:
-                    spare[o] = current[b]
-                    b += 1
-                else:
-                    spare[o] = current[a]
-                    a += 1
-                o += 1
-            while a < mid:
-                spare[o] = current[a]
-                a += 1
-                o += 1
-            while b < hi:
-                spare[o] = current[b]
-                b += 1
-                o += 1
-        current, spare = spare, current
-        width *= 2
-    return current
+    return _sorted_states(np.arange(m), np.zeros(m, dtype=np.uint64), np.zeros(m, dtype=np.int64), keys)
 
 
 @njit(cache=True)
@@ -316,7 +291,7 @@ def _dp_states(val, wgt, bit, clash, forget, limit, floor, max_states, keep_sets
             bounds = np.empty(count)
             for j in range(count):
                 bounds[j] = _dantzig(k + 1, weight[j], float(value[j]), limit, prefix_w, prefix_v, val_f, wgt_f)
-            ranked = _rank_descending(bounds)
+            ranked = _ranked_descending(bounds)
             dropped = max(dropped, bounds[ranked[max_states]])
             chosen = np.zeros(count, dtype=np.bool_)
             chosen[ranked[:max_states]] = True
@@ -333,7 +308,7 @@ def _dp_states(val, wgt, bit, clash, forget, limit, floor, max_states, keep_sets
         hist_start[k + 1] = hist_len
         if count == 0:
             break  # no open state can beat the best set: the search is complete
-    ranked = _rank_descending(top_value)
+    ranked = _ranked_descending(top_value)
     chosen_items = np.zeros((keep_sets, n), dtype=np.bool_)
     for r in range(keep_sets):
         slot = ranked[r]
