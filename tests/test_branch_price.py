@@ -8,7 +8,6 @@ import itertools
 import math
 from fractions import Fraction
 
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +17,7 @@ from kvopt.exact.backend import FeasibilityQuery
 from kvopt.exact.bisection import solve_exact
 from kvopt.exact.branch_price import (
     BranchPriceBackend,
+    Master,
     Rules,
     cheap_infeasibility,
     l2_bins,
@@ -302,3 +302,37 @@ def test_branching_proves_the_stored_optimum_of_a_medium_case() -> None:
     below = tree_only().check(FeasibilityQuery(inst, optimum, strict=True))
     assert at.status == "feasible" and exact_peak_kvpr(inst, at.gpu_of) <= optimum
     assert below.status == "infeasible" and below.details["nodes"] > 1
+
+class RecordedBounds:
+    """Stands in for the HiGHS object: keeps the column upper bounds ``Master.restrict`` sets."""
+
+    upper: list[float] = []
+
+    def addCol(self, *args: object) -> None:  # noqa: N802 - highspy's name
+        pass
+
+    def changeColsBounds(self, count: int, cols: object, lower: object, upper: list[float]) -> None:  # noqa: N802
+        self.upper = list(upper)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sets(st.integers(0, 6), min_size=1), min_size=1, max_size=12),
+       st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=3),
+       st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=3))
+def test_master_restricts_exactly_the_columns_that_break_the_rules(columns: list[set[int]],
+                                                                   together: list[tuple[int, int]],
+                                                                   apart: list[tuple[int, int]]) -> None:
+    """The membership test per rule agrees with the definition: a column holds whole together-groups
+    only, and never two groups an apart pair separates."""
+    rules = Rules(tuple((i, j) for i, j in together if i != j), tuple((i, j) for i, j in apart if i != j))
+    groups = node_groups(7, rules)
+    highs = RecordedBounds()
+    master = Master(highs, 7)
+    for models in columns:
+        master.add(0, sorted(models))
+    master.restrict(rules)
+    for (_, models), upper in zip(master.columns, highs.upper):
+        present = {groups.group_of[i] for i in models}
+        whole = sum(len(groups.members[g]) for g in present) == len(models)
+        separated = any(groups.conflicts[g] & present for g in present)
+        assert (upper == 0) == (not whole or separated)
