@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from kvopt.bench import cgroups, landlock
 from kvopt.model import KvoptError

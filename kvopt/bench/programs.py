@@ -34,7 +34,7 @@ import re
 import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from kvopt.bench.child import ENTRY_POINT, Model, json_scalar
 from kvopt.bench.sandbox import ChildRun, Limits, run_child
