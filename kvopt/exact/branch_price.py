@@ -319,11 +319,13 @@ def node_certificate(packing: Packing, groups: Groups, duals: Sequence[float]) -
 
 
 def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float], u: Sequence[float],
-          budget: int) -> int:
+          budgets: Sequence[int] = (PRICING_NODES, CERTIFY_NODES)) -> int:
     """Add columns of negative reduced cost (``π(P) > u_c``) per class; how many were added.
 
     Greedy first (each group as a seed, filled by value/weight with allowed groups),
-    the knapsack (the most violated pattern, filled up) only when the greedy finds nothing.
+    the knapsack (the most violated pattern, filled up) only when the greedy finds nothing:
+    with each state budget of ``budgets`` in turn, a larger one only where a smaller
+    search was cut short (a complete search would only repeat its answer).
     """
     values = [max(0, math.floor(p * DUAL_SCALE)) for p in pi]
     gv, gw, gd = _group_data(packing, groups, values)
@@ -335,17 +337,23 @@ def price(master: Master, packing: Packing, groups: Groups, pi: Sequence[float],
             chosen = _greedy_fill(seed, ratio_order, gv, gw, gd, groups, bins)
             if chosen is not None and sum(gv[g] for g in chosen) > threshold:
                 added += master.add(c, [i for g in chosen for i in groups.members[g]])
-    if added:
-        return added
-    for c in range(len(packing.classes)):
-        floor = math.floor((u[c] + LP_TOL) * DUAL_SCALE)
-        # The most violated pattern, not the first above u_c: a pattern barely above u_c can already be
-        # in the LP (its reduced cost within HiGHS's dual tolerance), and stopping there ends the column
-        # generation early with a better column left unfound.
-        found = max_pattern_value(packing, groups, c, values, budget, floor=floor, keep_sets=PRICED_COLUMNS)
-        for pattern in (found.groups,) + found.others if found.groups else ():
-            chosen = _fill_up(list(pattern), ratio_order, gw, gd, groups, packing.classes[c])
-            added += master.add(c, [i for g in chosen for i in groups.members[g]])
+    floors = [math.floor((u[c] + LP_TOL) * DUAL_SCALE) for c in range(len(packing.classes))]
+    undecided = [] if added else list(range(len(packing.classes)))
+    for budget in budgets:
+        if added or not undecided:
+            break
+        cut = []
+        for c in undecided:
+            # The most violated pattern, not the first above u_c: a pattern barely above u_c can already be
+            # in the LP (its reduced cost within HiGHS's dual tolerance), and stopping there ends the column
+            # generation early with a better column left unfound.
+            found = max_pattern_value(packing, groups, c, values, budget, floor=floors[c], keep_sets=PRICED_COLUMNS)
+            for pattern in (found.groups,) + found.others if found.groups else ():
+                chosen = _fill_up(list(pattern), ratio_order, gw, gd, groups, packing.classes[c])
+                added += master.add(c, [i for g in chosen for i in groups.members[g]])
+            if found.upper > max(found.value, floors[c]):  # cut short: a larger budget may find more
+                cut.append(c)
+        undecided = cut
     return added
 
 
@@ -463,7 +471,7 @@ def solve_node(master: Master, packing: Packing, rules: Rules, data: IntegerData
         if rounds % CERTIFY_EVERY == 0 and lp_value > 1 + CERTIFY_MARGIN and _certified(packing, groups, data, rows, pi, root):
             return NodeOutcome("closed", lp_value=lp_value)
         # The certificate needs LP-optimal duals: search harder for a column before trying it.
-        if price(master, packing, groups, pi, u, PRICING_NODES) or price(master, packing, groups, pi, u, CERTIFY_NODES):
+        if price(master, packing, groups, pi, u):
             continue
         if _certified(packing, groups, data, rows, pi, root):
             return NodeOutcome("closed", lp_value=lp_value)
