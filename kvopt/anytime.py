@@ -66,7 +66,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
-from kvopt.evaluate import evaluate
+from kvopt.evaluate import check_placement, evaluate
 from kvopt.model import Instance, KvoptError, Placement, Result, relative_gap
 
 PROOF_FIRST_MAX_MODELS = 40  # up to here the proof runs first (and usually alone)
@@ -159,18 +159,18 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
         # LNS minimises one demand vector's peak, not the worst scenario's: the proof alone.
         return solve_exact(instance, backend=backend, solver=solver, time_limit_s=time_limit_s,
                            warm_start=warm_start, seed=seed, progress=progress)
+    # A warm start as a validated Placement (PlacementError names what is wrong with it).
+    given = None if warm_start is None else Placement(check_placement(instance, warm_start))
     if side_by_side is None:
         side_by_side = use_side_by_side(instance.num_models, time_limit_s, os.cpu_count())
     if side_by_side:
         return _side_by_side(instance, backend=backend, solver=solver, time_limit_s=time_limit_s, seed=seed,
-                             warm_start=warm_start, progress=progress)
+                             warm_start=given, progress=progress)
     clock = time.perf_counter()
     plan = plan_budget(instance.num_models, time_limit_s)
     runs: list[Result] = []
-    start = warm_start
+    start: Placement | None = given
     if plan.lns_first_s > 0:
-        given = Placement(tuple(warm_start)) if warm_start is not None and \
-            not isinstance(warm_start, Placement) else warm_start
         try:
             first = solve_lns(instance, time_limit_s=plan.lns_first_s, seed=seed, start=given)
         except KvoptError:
@@ -194,7 +194,7 @@ def solve_exact_anytime(instance: Instance, *, backend: str = "auto", solver: st
 
 
 def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s: float, seed: int,
-                  warm_start: Placement | Sequence[int] | None, progress: Any = None) -> Result:
+                  warm_start: Placement | None, progress: Any = None) -> Result:
     """The proof in a second process, ``--method lns`` here, both for the whole budget; then ``combine``.
 
     ``progress`` follows the LNS side (``kvopt.lns.LnsProgress`` events): the proof process reports
@@ -203,16 +203,15 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
 
     clock = time.perf_counter()
     deadline = time.monotonic() + time_limit_s  # CLOCK_MONOTONIC: the same clock in both processes
-    start = None if warm_start is None else tuple(warm_start)
+    start = None if warm_start is None else warm_start.gpu_of
     proof = ProofProcess.start(ProofJob(instance, backend, solver, deadline, seed, start,
                                         PER_QUESTION_SHARE * time_limit_s))
-    given = Placement(start) if start is not None else None
     runs: list[Result] = []
     try:
         try:
             # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
             # unless the proof process settles the instance first.
-            runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=given, backend=backend,
+            runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=warm_start, backend=backend,
                                   progress=progress, stop_when=proof.proved))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself

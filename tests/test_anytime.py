@@ -83,8 +83,25 @@ def test_only_a_proof_stops_the_lns_side() -> None:
 
 
 def test_side_by_side_ends_when_the_proof_does() -> None:
-    """The proof answers early only with a proof; LNS then stops instead of running out the budget."""
+    """The proof answers early only with a proof; LNS then stops instead of running out the budget.
+    The warm start may be a ``Placement``: both sides get it."""
+    from kvopt.heuristics.start import first_fit_start
+    from kvopt.model import Placement
+
     inst = next(i for i in load_suite("medium") if i.name == "medium_00")  # proven in a few seconds
-    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=60, side_by_side=True)
+    start = Placement(first_fit_start(inst))
+    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=60, side_by_side=True,
+                                 warm_start=start)
     assert result.status == "optimal" and result.gap == 0
     assert result.seconds < 30
+
+
+def test_a_bad_warm_start_is_a_clear_error_in_either_mode() -> None:
+    import pytest
+
+    from kvopt.model import PlacementError
+
+    inst = load_suite("medium")[4]
+    for side_by_side in (True, False):
+        with pytest.raises(PlacementError, match="3 entries for 70 models"):
+            solve_exact_anytime(inst, time_limit_s=6, side_by_side=side_by_side, warm_start=(0, 1, 2))
