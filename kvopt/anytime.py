@@ -212,7 +212,7 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
             # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
             # unless the proof process settles the instance first.
             runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=warm_start, backend=backend,
-                                  progress=progress, stop_when=proof.proved))
+                                  progress=progress, stop_when=proof.proved, on_improve=proof.offer))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself
         if not (runs and runs[0].status == "optimal"):  # LNS met a proven bound: nothing left to wait for
@@ -225,7 +225,7 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
         raise KvoptError(f"exact: the proof process failed ({proof.failure}) and LNS found no start placement")
     result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
     phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
-    anytime: dict[str, Any] = {"mode": "side by side", "phases": phases}
+    anytime: dict[str, Any] = {"mode": "side by side", "phases": phases, "incumbents_offered": proof.offered}
     if proof.failure:
         anytime["proof_failure"] = proof.failure
     base = proof.result.details if proof.result is not None else runs[0].details
@@ -245,9 +245,43 @@ class ProofJob:
     per_question_s: float
 
 
+def encode_placement(gpu_of: Sequence[int]) -> bytes:
+    """One line of the incumbent stream: the GPU of each model, space-separated."""
+    return (" ".join(str(int(g)) for g in gpu_of) + "\n").encode()
+
+
+@dataclass
+class IncumbentFeed:
+    """The proof process's side of the incumbent stream (after the job on stdin): one line per placement.
+
+    ``latest()`` reads what has arrived without blocking and returns the newest complete
+    placement not handed out yet (``None`` if none); lines that are not a list of integers
+    are skipped (the driver validates the rest against the instance).
+    """
+
+    fd: int
+    pending: bytes = b""
+    closed: bool = False
+
+    def latest(self) -> tuple[int, ...] | None:
+        while not self.closed and select.select([self.fd], [], [], 0.0)[0]:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                self.closed = True
+            self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in reversed(lines):
+            try:
+                return tuple(int(token) for token in line.split())
+            except ValueError:
+                continue
+        return None
+
+
 @dataclass
 class ProofProcess:
-    """The proof process seen from here: its answer pipe, read without blocking the LNS side.
+    """The proof process seen from here: its answer pipe, read without blocking the LNS side, and its
+    stdin, where the job goes (length-prefixed pickle) and then LNS's better placements (``offer``).
 
     ``result`` (a ``Result``) or ``failure`` (why there is none) once the pipe is closed.
     """
@@ -258,6 +292,9 @@ class ProofProcess:
     closed: bool = False
     result: Result | None = None
     failure: str = ""
+    outgoing: bytes = b""  # the part of an incumbent line not yet written
+    pending: tuple[int, ...] | None = None  # the newest placement not yet queued
+    offered: int = 0
 
     @classmethod
     def start(cls, job: ProofJob) -> "ProofProcess":
@@ -274,12 +311,38 @@ class ProofProcess:
         finally:
             os.close(write_fd)
         assert process.stdin is not None
+        payload = pickle.dumps(job)
         try:
-            process.stdin.write(pickle.dumps(job))
-            process.stdin.close()
+            process.stdin.write(len(payload).to_bytes(8, "big") + payload)
+            process.stdin.flush()
         except OSError:
             pass  # the process died at once: wait() reports it
+        os.set_blocking(process.stdin.fileno(), False)  # incumbents never make the LNS side wait
         return cls(process, read_fd)
+
+    def offer(self, gpu_of: Sequence[int]) -> None:
+        """Hand a better placement to the proof process (the newest wins if the pipe is full)."""
+        self.pending = tuple(gpu_of)
+        self.offered += 1
+        self._flush()
+
+    def _flush(self) -> None:
+        stdin = self.process.stdin
+        if stdin is None or stdin.closed:
+            return
+        if not self.outgoing and self.pending is not None:
+            self.outgoing, self.pending = encode_placement(self.pending), None
+        while self.outgoing:
+            try:
+                written = os.write(stdin.fileno(), self.outgoing)
+            except BlockingIOError:
+                return  # the proof process is inside a question: the rest goes at the next call
+            except OSError:
+                self.outgoing, self.pending = b"", None  # the process is gone: wait() reports it
+                return
+            self.outgoing = self.outgoing[written:]
+            if not self.outgoing and self.pending is not None:
+                self.outgoing, self.pending = encode_placement(self.pending), None
 
     def read(self, timeout_s: float) -> None:
         """Read what the pipe has within ``timeout_s``; at end of file, decode the answer."""
@@ -303,6 +366,7 @@ class ProofProcess:
 
     def proved(self) -> bool:
         """Whether the proof process has answered with a proof (``optimal`` or ``infeasible``)."""
+        self._flush()
         self.read(0.0)
         return self.result is not None and self.result.status in ("optimal", "infeasible")
 
@@ -316,8 +380,13 @@ class ProofProcess:
             self.read(left)
 
     def stop(self) -> None:
-        """Close the pipe and reap the process: a second to end after answering, else killed."""
+        """Close the pipes and reap the process: a second to end after answering, else killed."""
         os.close(self.read_fd)
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass  # unwritten incumbent bytes to a process that is gone
         try:
             self.process.wait(timeout=1.0 if self.closed else 0.0)
         except subprocess.TimeoutExpired:
@@ -329,18 +398,31 @@ def _proof_main(write_fd: int) -> None:
     """The proof process: read a ``ProofJob`` on stdin, run ``solve_exact`` until its deadline, answer on ``write_fd``."""
     from kvopt.exact import solve_exact
 
-    job: ProofJob = pickle.loads(sys.stdin.buffer.read())
+    stdin = sys.stdin.fileno()
+    size = int.from_bytes(_read_exactly(stdin, 8), "big")
+    job: ProofJob = pickle.loads(_read_exactly(stdin, size))
+    feed = IncumbentFeed(stdin)
     try:
         answer: Result | str = solve_exact(
             job.instance, backend=job.backend, solver=job.solver,
             time_limit_s=max(0.01, job.deadline - time.monotonic()), per_solve_limit_s=job.per_question_s,
-            warm_start=job.start, seed=job.seed)
+            warm_start=job.start, seed=job.seed, incumbents=feed.latest)
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
         raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - reported by the parent, which keeps the LNS result
         answer = f"{type(exc).__name__}: {exc}"
     with os.fdopen(write_fd, "wb") as out:
         out.write(pickle.dumps(answer))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise SystemExit("kvopt.anytime: the job ended early on stdin")
+        data += chunk
+    return data
 
 
 if __name__ == "__main__":

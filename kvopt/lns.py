@@ -387,6 +387,7 @@ def solve_lns(
     grow_after: int = 30,
     max_peak_gpus: int = 1,
     stop_when: Callable[[], bool] | None = None,
+    on_improve: Callable[[tuple[int, ...]], None] | None = None,
 ) -> Result:
     """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
 
@@ -398,7 +399,9 @@ def solve_lns(
     (when ``kvopt.exact.colgen`` exists) after the search, on top of the time
     limit.  ``max_neighbourhood_gpus`` defaults to ``max(8, neighbourhood_gpus)``.
     ``stop_when``: asked before every neighbourhood; ``True`` ends the run (the anytime
-    exact method stops LNS once its proof process has answered).
+    exact method stops LNS once its proof process has answered).  ``on_improve``: called with the
+    placement (GPU per model) each time the global peak drops (the anytime exact method hands it to
+    its proof process).
 
     ``details``: ``iterations``, ``accepted`` (moves), ``accepted_by_rule``,
     ``sub_solves_not_optimal`` (sub-solves stopped by ``sub_time_limit_s``: if
@@ -459,6 +462,8 @@ def solve_lns(
                 new_peak = state.peak()
                 if new_peak < log.history[-1][2]:
                     log.history.append((log.iterations, time.perf_counter() - clock, new_peak))
+                    if on_improve is not None:
+                        on_improve(tuple(int(g) for g in state.gpu_of))
             else:
                 failures[rule] += 1
                 stall += 1

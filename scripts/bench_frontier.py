@@ -6,6 +6,9 @@ CPUs (the proof in a second process): run such sections alone, nothing else on t
 * ``families``: every case of tight, dense, llm, hetero, small with ``solve_exact``
   (the proof alone), backend ``auto`` (set partitioning / CP-SAT) and
   ``branch-price``, ``--family-limit`` seconds per case;
+* ``backends``: the chosen ``medium`` cases with ``solve_exact`` alone (no LNS side) on each
+  feasibility backend (``BACKEND_RUNS``: CP-SAT assignment, set partitioning, branch and price),
+  ``--limit`` seconds each: how far each exact approach gets on its own;
 * ``large``: every ``large`` case, ``--method exact`` and ``--method lns``, ``--limit`` s each;
 * ``medium``: the chosen ``medium`` cases with ``--method exact`` (anytime: the proof
   plus the LNS primal side) on backend ``branch-price`` and on ``auto`` (before this
@@ -21,7 +24,7 @@ certified bound over all runs.
 
 Usage::
 
-    nice python scripts/bench_frontier.py [--sections families,medium,large] [--cases 0,1,4,5]
+    nice python scripts/bench_frontier.py [--sections families,medium,backends,large] [--cases 0,1,4,5]
         [--limit 60] [--family-limit 20] [--skip-auto] [--raw reports/frontier_raw.jsonl] [--render] [--reference]
 """
 
@@ -46,6 +49,7 @@ from kvopt.suites import load_suite
 FAMILIES = ("tight", "dense", "llm", "hetero", "small")
 FAMILY_BACKENDS = ("auto", "branch-price")
 MEDIUM_RUNS = (("exact", "branch-price"), ("exact", "auto"), ("lns", "-"))
+BACKEND_RUNS = ("cpsat", "setpart", "branch-price")
 
 
 def run_record(section: str, suite: str, inst: Any, method: str, backend: str, limit_s: float,
@@ -58,8 +62,16 @@ def run_record(section: str, suite: str, inst: Any, method: str, backend: str, l
         "bound": format_fraction(result.lower_bound_exact) if result.lower_bound_exact is not None else None,
         "gap": result.gap, "seconds": round(result.seconds, 3), "load": os.getloadavg()[0],
         "backend_used": result.details.get("backend"),
-        "mode": (result.details.get("anytime") or {}).get("mode"),  # exact: side by side / one after the other
+        "mode": _mode(result),
     }
+
+
+def _mode(result: Result) -> str | None:
+    """Exact: ``side by side`` / ``one after the other``; ``+ incumbents`` once LNS placements go to the
+    proof process (2026-11-29, fourth session)."""
+    anytime = result.details.get("anytime") or {}
+    mode = anytime.get("mode")
+    return f"{mode} + incumbents" if mode and "incumbents_offered" in anytime else mode
 
 
 def append(path: Path, record: dict[str, Any]) -> None:
@@ -88,6 +100,46 @@ def run_medium(raw: Path, cases: list[int], limit_s: float, runs: tuple[tuple[st
             append(raw, run_record("medium", "medium", inst, method, backend, limit_s, result))
             print(f"{inst.name} {method}/{backend}: {result.status} gap {result.gap} {result.seconds:.1f}s",
                   flush=True)
+
+
+def run_backends(raw: Path, cases: list[int], limit_s: float) -> None:
+    """The proof alone (``solve_exact``) per feasibility backend on the chosen ``medium`` cases."""
+    from kvopt.exact import solve_exact
+
+    instances = load_suite("medium")
+    for case in cases:
+        inst = instances[case]
+        for backend in BACKEND_RUNS:
+            result = solve_exact(inst, backend=backend, time_limit_s=limit_s)
+            append(raw, run_record("backends", "medium", inst, "proof", backend, limit_s, result))
+            print(f"{inst.name} proof/{backend}: {result.status} gap {result.gap} {result.seconds:.1f}s", flush=True)
+
+
+def backends_table(records: list[dict[str, Any]], best_bound: dict[str, Fraction]) -> list[str]:
+    """Per case and backend: proven (time), or the peak and the run's own bound against the best bound."""
+    rows = [r for r in records if r["section"] == "backends"]
+    backends = [b for b in BACKEND_RUNS if any(r["backend"] == b for r in rows)]
+    lines = ["| case | G | models | " + " | ".join(backends) + " |", "|---|--:|--:|" + "---|" * len(backends)]
+    for case in sorted({r["case"] for r in rows}):
+        sel = {r["backend"]: r for r in rows if r["case"] == case}
+        cells = []
+        for backend in backends:
+            r = sel.get(backend)
+            if r is None:
+                cells.append("—")
+            elif r["status"] == "optimal":
+                cells.append(f"optimal ({r['seconds']:.0f} s)")
+            elif r["peak"] in (None, "inf"):
+                cells.append(f"{r['status']}, no placement ({r['seconds']:.0f} s)")
+            else:
+                best = best_bound[case]
+                peak = 100 * float(Fraction(r["peak"]) / best - 1)
+                bound = 100 * float(Fraction(r["bound"]) / best - 1) if r["bound"] not in (None, "inf") else None
+                cells.append(f"peak +{peak:.3f} %, bound {bound:+.3f} % ({r['seconds']:.0f} s)" if bound is not None
+                             else f"peak +{peak:.3f} % ({r['seconds']:.0f} s)")
+        any_r = next(iter(sel.values()))
+        lines.append(f"| {case} | {any_r['gpus']} | {any_r['models']} | {' | '.join(cells)} |")
+    return lines
 
 
 def run_large(raw: Path, limit_s: float, methods: tuple[str, ...] = ("exact", "lns")) -> None:
@@ -162,7 +214,7 @@ def run_label(r: dict[str, Any]) -> str:
     return f"{r['method']} {r['backend']} ({r['mode'] if 'mode' in r else 'previous version'})"
 
 
-LABEL_ORDER = ("exact branch-price (side by side)", "exact branch-price (one after the other)",
+LABEL_ORDER = ("exact branch-price (side by side + incumbents)", "exact branch-price (side by side)", "exact branch-price (one after the other)",
                "exact branch-price (previous version)", "exact auto (previous version)", "lns")
 
 
@@ -245,6 +297,7 @@ def render(all_records: list[dict[str, Any]], out: Path) -> None:
         lines.append("Not run.")
     lines += ["", "## medium: `--method exact` (anytime) vs `--method lns`, same budget", ""]
     med = [r for r in records if r["section"] == "medium"]
+    proof_rows = [r for r in all_records if r["section"] in ("medium", "backends")]
     if not med:
         lines.append("Not run.")
     lines += ["Gap = peak / best certified bound over all runs of the case − 1 (every budget, and the runs "
@@ -260,7 +313,14 @@ def render(all_records: list[dict[str, Any]], out: Path) -> None:
         lines += ["", f"### {limit_s:g} s per case and method", "",
                   f"Methods: {', '.join(methods)}.  Cases: {', '.join(ran)}"
                   + (f"; not run at this budget: {', '.join(missing)}" if missing else "") + "." + note, ""]
-        lines += medium_tables(records, limit_s, best_bounds([r for r in all_records if r["section"] == "medium"]))
+        lines += medium_tables(records, limit_s, best_bounds(proof_rows))
+    backend_rows = [r for r in records if r["section"] == "backends"]
+    if backend_rows:
+        lines += ["", "## medium: each exact backend alone", "",
+                  f"`solve_exact` without the LNS side, {backend_rows[0]['limit_s']:g} s per case and backend "
+                  "(each run on one core).  Peak and the run's own certified bound relative to the best "
+                  "certified bound of the case over all runs.", ""]
+        lines += backends_table(records, best_bounds(proof_rows))
     large = [r for r in records if r["section"] == "large"]
     if large:
         lines += ["", "## large: `--method exact` vs `--method lns`, same budget", "",
@@ -270,7 +330,7 @@ def render(all_records: list[dict[str, Any]], out: Path) -> None:
 
 def write_medium_reference(records: list[dict[str, Any]], path: Path) -> None:
     """Best per case: a proven optimum where any run proved one, else best peak + best bound (``feasible``)."""
-    rows = [r for r in records if r["section"] == "medium" and r["peak"] not in (None, "inf")]
+    rows = [r for r in records if r["section"] in ("medium", "backends") and r["peak"] not in (None, "inf")]
     bounds = best_bounds(rows)
     cases: dict[str, Any] = {}
     for case in sorted({r["case"] for r in rows}):
@@ -286,7 +346,7 @@ def write_medium_reference(records: list[dict[str, Any]], path: Path) -> None:
                        "backend": best["backend_used"], "model": f"{best['method']} ({best['backend']})",
                        "seconds": best["seconds"]}
     document = {"suite": "medium",
-                "generated_by": "scripts/bench_frontier.py: best of exact (branch-price), exact (auto) and lns "
+                "generated_by": "scripts/bench_frontier.py: best of every exact, proof-alone and lns run "
                                 "per case; optimal only where proven, else feasible with the best certified bound",
                 "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "cases": cases}
     path.write_text(json.dumps(document, indent=1) + "\n")
@@ -313,6 +373,8 @@ def main() -> int:
             run_families(raw, args.family_limit)
         if "large" in sections:
             run_large(raw, args.limit, ("exact",) if args.exact_only else ("exact", "lns"))
+        if "backends" in sections:
+            run_backends(raw, [int(c) for c in args.cases.split(",")], args.limit)
         if "medium" in sections:
             runs = tuple(r for r in MEDIUM_RUNS if args.skip_auto is False or r[1] != "auto")
             if args.exact_only:

@@ -22,11 +22,17 @@ def test_side_by_side_needs_two_cpus_a_large_instance_and_a_budget() -> None:
 
 
 def test_side_by_side_keeps_the_better_placement_and_the_proofs_bound() -> None:
+    """From a poor (first-fit) start LNS improves at once: its placements reach the proof process."""
+    from kvopt.heuristics.start import first_fit_start
+
     inst = next(i for i in load_suite("medium") if i.num_gpus == 16)
-    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=8, side_by_side=True)
+    result = solve_exact_anytime(inst, backend="branch-price", time_limit_s=8, side_by_side=True,
+                                 warm_start=first_fit_start(inst))
     check_placement(inst, result.placement)
     anytime = result.details["anytime"]
     assert anytime["mode"] == "side by side" and "proof_failure" not in anytime
+    assert anytime["incumbents_offered"] >= 1
+    assert result.details["incumbents"]["taken"] >= 1 and result.details["incumbents"]["ignored"] == 0
     phases = {name: peak for name, _, peak, _ in anytime["phases"]}
     assert set(phases) == {"lns", "exact"}  # both ran, and the result is the better of the two
     assert result.peak_kvpr == min(phases.values())
@@ -105,3 +111,19 @@ def test_a_bad_warm_start_is_a_clear_error_in_either_mode() -> None:
     for side_by_side in (True, False):
         with pytest.raises(PlacementError, match="3 entries for 70 models"):
             solve_exact_anytime(inst, time_limit_s=6, side_by_side=side_by_side, warm_start=(0, 1, 2))
+
+
+def test_the_incumbent_feed_hands_out_the_newest_complete_placement() -> None:
+    from kvopt.anytime import IncumbentFeed, encode_placement
+
+    read_fd, write_fd = os.pipe()
+    feed = IncumbentFeed(read_fd)
+    assert feed.latest() is None  # nothing sent yet: no wait
+    os.write(write_fd, encode_placement((1, 2, 3)) + b"4 5")  # a second line, cut in the middle
+    assert feed.latest() == (1, 2, 3)
+    assert feed.latest() is None  # handed out once
+    os.write(write_fd, b" 6\n" + b"not a placement\n")
+    assert feed.latest() == (4, 5, 6)  # the garbage line after it is skipped
+    os.close(write_fd)
+    assert feed.latest() is None and feed.closed
+    os.close(read_fd)

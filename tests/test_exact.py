@@ -243,6 +243,33 @@ def test_progress_callback_sees_every_backend_call() -> None:
     assert all(e.lower <= e.target for e in events)
 
 
+@SLOW_SETTINGS
+@given(tiny_instances())
+def test_a_better_incumbent_from_elsewhere_moves_the_bracket(inst: Instance) -> None:
+    """An optimal placement handed in by ``incumbents`` is taken before the first question, so the
+    first question is the strict proof at the optimum (or a bound argument settles it)."""
+    from kvopt.evaluate import format_fraction
+
+    optimum, placement = brute_force_optimum(inst)
+    start = first_fit_start(inst)
+    assume(optimum is not None and 0 < optimum < math.inf and start is not None)
+    offers = iter([placement])
+    result = solve_exact(inst, warm_start=start, incumbents=lambda: next(offers, None))
+    assert result.status == "optimal" and result.peak_kvpr_exact == optimum
+    improved = optimum < exact_peak_kvpr(inst, start)
+    assert result.details["incumbents"] == {"taken": int(improved), "ignored": 0}
+    if improved and result.details["solves"]:
+        assert result.details["solves"][0][:2] == (format_fraction(optimum), True)
+
+
+def test_invalid_incumbents_are_ignored_and_counted() -> None:
+    inst = load_suite("tight")[2]  # first fit is not optimal there: the bisection asks ~10 questions
+    plain = solve_exact(inst, warm_start=first_fit_start(inst))
+    fed = solve_exact(inst, warm_start=first_fit_start(inst), incumbents=lambda: (0, 1, 7, 0))
+    assert fed.details["incumbents"]["taken"] == 0 and fed.details["incumbents"]["ignored"] >= 1
+    assert (fed.status, fed.peak_kvpr_exact, fed.placement) == (plain.status, plain.peak_kvpr_exact, plain.placement)
+
+
 # -- adrs50 ------------------------------------------------------------------------------
 def test_adrs50_default_and_cpsat_agree() -> None:
     """Two independent models (set partitioning by default, CP-SAT assignment) prove the same optima."""

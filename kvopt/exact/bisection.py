@@ -190,6 +190,9 @@ class _Run:
     stop_reason: str = ""
     move_budget: MoveBudget | None = None
     bound_instance: Instance | None = None  # where bounds are computed (a scenario's instance with scenarios)
+    incumbents: Callable[[], Sequence[int] | None] | None = None
+    incumbents_taken: int = 0
+    incumbents_ignored: int = 0
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -222,11 +225,28 @@ class _Run:
             self.best, self.upper = checked, peak
         return True
 
+    def take_incumbent(self) -> None:
+        """A better placement from ``incumbents`` (if any) becomes the best; invalid ones are only counted."""
+        if self.incumbents is None:
+            return
+        offered = self.incumbents()
+        if offered is None:
+            return
+        before = self.upper
+        try:
+            self.accept(offered)
+        except KvoptError:
+            self.incumbents_ignored += 1
+            return
+        if self.upper < before:
+            self.incumbents_taken += 1
+
 
 def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "highs", time_limit_s: float = 60.0,
                 per_solve_limit_s: float | None = None, warm_start: Placement | Sequence[int] | None = None,
                 seed: int = 0, workers: int = 1, progress: Any = None,
-                move_budget: MoveBudget | None = None) -> Result:
+                move_budget: MoveBudget | None = None,
+                incumbents: Callable[[], Sequence[int] | None] | None = None) -> Result:
     """Minimise the peak KVPR exactly (see the module docstring); ``Result.method == "exact"``.
 
     ``backend``: ``auto`` | ``cpsat`` | ``milp`` | ``setpart``; ``solver`` (``highs`` |
@@ -241,6 +261,11 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     when computed on the scenario with the largest root bound.  Set partitioning
     carries neither row: ``auto``/``setpart`` then use CP-SAT (said in
     ``details["backend_choice"]``).
+
+    ``incumbents``: asked before every question for a placement found elsewhere (the
+    anytime method's LNS side); one that is valid and better lowers ``upper`` (so the
+    next questions start nearer the optimum), an invalid one is ignored and counted
+    (``details["incumbents"]``: taken / ignored).
     """
     _check_arguments(backend, solver, time_limit_s, per_solve_limit_s)
     clock = time.perf_counter()
@@ -249,7 +274,7 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     lower = root_lower_bound(bound_instance)
     run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
                _progress_callback(progress), lower, time_limit_s=time_limit_s, move_budget=move_budget,
-               bound_instance=bound_instance)
+               bound_instance=bound_instance, incumbents=incumbents)
     if (move_budget is not None or instance.scenarios) and backend in ("auto", "setpart", "branch-price"):
         backend, rows_why = "cpsat", "set partitioning / bin packing cannot carry the move budget / scenario rows"
     else:
@@ -338,6 +363,9 @@ def _bisect(run: _Run) -> str:
         if run.remaining() <= 0:
             run.stop_reason = "time limit"
             return "stopped"
+        run.take_incumbent()
+        if run.lower >= run.upper:
+            continue
         if run.proof_asked and not run.colgen_tried and run.backend_seconds >= COLGEN_TRIGGER_S:
             _raise_by_colgen(run)
             continue
@@ -410,6 +438,8 @@ def _reason(answer: FeasibilityAnswer) -> str:
 def _result(run: _Run, outcome: str, details: dict[str, Any], clock: float) -> Result:
     """The ``Result`` of a run; every placement is re-validated by ``kvopt.evaluate``."""
     details.update(iterations=run.iterations, solves=run.solves, stop_reason=run.stop_reason)
+    if run.incumbents is not None:
+        details["incumbents"] = {"taken": run.incumbents_taken, "ignored": run.incumbents_ignored}
     seconds = time.perf_counter() - clock
     name = run.instance.name
     if outcome == "infeasible":
