@@ -32,6 +32,8 @@ class Progress:
 
     def close(self) -> None:
         if self._bar is not None:
+            # tqdm redraws at most every 0.1 s: fast last cases would otherwise never show the final count.
+            self._bar.refresh()
             self._bar.close()
             self._bar = None
 
