@@ -8,8 +8,17 @@ optimum can take the whole budget while the placement stays the pipeline's.
 **Side by side** (the default with two or more CPUs, above ``PROOF_FIRST_MAX_MODELS``
 models and from ``SIDE_BY_SIDE_MIN_S`` seconds): the proof runs in a second process
 (``python -m kvopt.anytime``, a fresh interpreter) for the whole budget while this
-process runs exactly what ``--method lns`` runs, for the whole budget or until the
-proof process answers with a proof.  ``combine`` then keeps the better placement
+process runs what ``--method lns`` runs (the same sub-solver), for the whole budget or until the
+proof process answers with a proof.  The two exchange placements both ways: each time LNS
+lowers its peak, the placement goes to the proof process (one line on its stdin, never
+waiting for it), whose bisection takes it before its next question when it beats its own
+(``solve_exact(incumbents=...)``); each better placement a proof question finds comes back
+(``solve_exact(on_improve=...)``, a ``P`` frame on the answer pipe) and LNS continues from it
+when it beats the current one (``solve_lns(incumbents=...)``).  Measured on the five 16-24-GPU
+``medium`` cases every version proves in 60 s (``reports/frontier.md``): 5-17 s both ways,
+5-57 s with LNS's placements going one way, 16-23 s without exchange (``medium_06`` sits at
+the edge: proven once in 54 s one way, not in three 60 s runs both ways).  ``combine`` then
+keeps the better placement
 and the larger bound, so the placement is never worse than LNS alone (up to the
 noise of two processes sharing a machine) and the bound never weaker than the
 proof's.  A proof process that crashes or overruns its deadline by
@@ -61,7 +70,7 @@ import select
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
@@ -210,9 +219,10 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
     try:
         try:
             # What ``solve(method="lns", backend=backend)`` runs: the same sub-solver, the same budget,
-            # unless the proof process settles the instance first.
+            # unless the proof process settles the instance first; placements go both ways.
             runs.append(solve_lns(instance, time_limit_s=time_limit_s, seed=seed, start=warm_start, backend=backend,
-                                  progress=progress, stop_when=proof.proved, on_improve=proof.offer))
+                                  progress=progress, stop_when=proof.proved, on_improve=proof.offer,
+                                  incumbents=proof.latest))
         except KvoptError:
             pass  # no start placement: the proof decides feasibility itself
         if not (runs and runs[0].status == "optimal"):  # LNS met a proven bound: nothing left to wait for
@@ -225,7 +235,8 @@ def _side_by_side(instance: Instance, *, backend: str, solver: str, time_limit_s
         raise KvoptError(f"exact: the proof process failed ({proof.failure}) and LNS found no start placement")
     result = combine(instance, runs, method="exact", seconds=time.perf_counter() - clock)
     phases = [(r.method, r.status, r.peak_kvpr, round(r.seconds, 3)) for r in runs]
-    anytime: dict[str, Any] = {"mode": "side by side", "phases": phases, "incumbents_offered": proof.offered}
+    anytime: dict[str, Any] = {"mode": "side by side", "phases": phases, "incumbents_offered": proof.offered,
+                               "proof_placements": proof.received}
     if proof.failure:
         anytime["proof_failure"] = proof.failure
     base = proof.result.details if proof.result is not None else runs[0].details
@@ -250,6 +261,20 @@ def encode_placement(gpu_of: Sequence[int]) -> bytes:
     return (" ".join(str(int(g)) for g in gpu_of) + "\n").encode()
 
 
+def decode_placement(line: bytes) -> tuple[int, ...] | None:
+    """``encode_placement``'s line back (``None`` if it is not a list of integers)."""
+    try:
+        return tuple(int(token) for token in line.split())
+    except ValueError:
+        return None
+
+
+def encode_frame(kind: bytes, payload: bytes) -> bytes:
+    """One message of the proof process's answer pipe: a kind byte (``P`` a better placement,
+    ``R`` the answer), the payload's length (8 bytes, big-endian), the payload."""
+    return kind + len(payload).to_bytes(8, "big") + payload
+
+
 @dataclass
 class IncumbentFeed:
     """The proof process's side of the incumbent stream (after the job on stdin): one line per placement.
@@ -271,24 +296,27 @@ class IncumbentFeed:
             self.pending += chunk
         *lines, self.pending = self.pending.split(b"\n")
         for line in reversed(lines):
-            try:
-                return tuple(int(token) for token in line.split())
-            except ValueError:
-                continue
+            placement = decode_placement(line)
+            if placement is not None:
+                return placement
         return None
 
 
 @dataclass
 class ProofProcess:
-    """The proof process seen from here: its answer pipe, read without blocking the LNS side, and its
-    stdin, where the job goes (length-prefixed pickle) and then LNS's better placements (``offer``).
+    """The proof process seen from here: its answer pipe (``encode_frame`` messages: the proof's better
+    placements, then its answer), read without blocking the LNS side, and its stdin, where the job goes
+    (length-prefixed pickle) and then LNS's better placements (``offer``).
 
-    ``result`` (a ``Result``) or ``failure`` (why there is none) once the pipe is closed.
+    ``result`` (a ``Result``) or ``failure`` (why there is none) once the pipe is closed;
+    ``latest()`` the newest placement the proof found and LNS has not taken yet.
     """
 
     process: subprocess.Popen
     read_fd: int
-    chunks: list[bytes] = field(default_factory=list)
+    buffer: bytes = b""
+    incoming: tuple[int, ...] | None = None
+    received: int = 0
     closed: bool = False
     result: Result | None = None
     failure: str = ""
@@ -345,24 +373,45 @@ class ProofProcess:
                 self.outgoing, self.pending = encode_placement(self.pending), None
 
     def read(self, timeout_s: float) -> None:
-        """Read what the pipe has within ``timeout_s``; at end of file, decode the answer."""
+        """Read what the pipe has within ``timeout_s`` and decode the complete messages."""
         if self.closed or not select.select([self.read_fd], [], [], max(0.0, timeout_s))[0]:
             return
         chunk = os.read(self.read_fd, 1 << 16)
+        self.buffer += chunk
+        self._decode()
         if chunk:
-            self.chunks.append(chunk)
             return
         self.closed = True
-        try:
-            answer = pickle.loads(b"".join(self.chunks))
-        except Exception:  # noqa: BLE001 - a process that died mid-answer (or before it)
+        if self.result is None and not self.failure:  # died before its answer, or in the middle of it
             self.process.wait(timeout=5)
             self.failure = f"ended without an answer (exit code {self.process.returncode})"
-            return
-        if isinstance(answer, Result):
-            self.result = answer
-        else:
-            self.failure = str(answer)
+
+    def _decode(self) -> None:
+        while len(self.buffer) >= 9:
+            kind, size = self.buffer[:1], int.from_bytes(self.buffer[1:9], "big")
+            if len(self.buffer) < 9 + size:
+                return
+            payload, self.buffer = self.buffer[9:9 + size], self.buffer[9 + size:]
+            if kind == b"P":
+                placement = decode_placement(payload)
+                if placement is not None:
+                    self.incoming, self.received = placement, self.received + 1
+            elif kind == b"R":
+                try:
+                    answer = pickle.loads(payload)
+                except Exception:  # noqa: BLE001 - reported, never trusted
+                    self.failure = "sent an unreadable answer"
+                    continue
+                if isinstance(answer, Result):
+                    self.result = answer
+                else:
+                    self.failure = str(answer)
+
+    def latest(self) -> tuple[int, ...] | None:
+        """The newest placement the proof process found since the last call (``None`` if none)."""
+        self.read(0.0)
+        placement, self.incoming = self.incoming, None
+        return placement
 
     def proved(self) -> bool:
         """Whether the proof process has answered with a proof (``optimal`` or ``infeasible``)."""
@@ -402,17 +451,25 @@ def _proof_main(write_fd: int) -> None:
     size = int.from_bytes(_read_exactly(stdin, 8), "big")
     job: ProofJob = pickle.loads(_read_exactly(stdin, size))
     feed = IncumbentFeed(stdin)
-    try:
-        answer: Result | str = solve_exact(
-            job.instance, backend=job.backend, solver=job.solver,
-            time_limit_s=max(0.01, job.deadline - time.monotonic()), per_solve_limit_s=job.per_question_s,
-            warm_start=job.start, seed=job.seed, incumbents=feed.latest)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
-        raise SystemExit(130) from None
-    except Exception as exc:  # noqa: BLE001 - reported by the parent, which keeps the LNS result
-        answer = f"{type(exc).__name__}: {exc}"
     with os.fdopen(write_fd, "wb") as out:
-        out.write(pickle.dumps(answer))
+
+        def announce(gpu_of: tuple[int, ...]) -> None:
+            try:
+                out.write(encode_frame(b"P", encode_placement(gpu_of)))
+                out.flush()
+            except OSError:
+                pass  # the parent is gone: the answer will not be read either
+
+        try:
+            answer: Result | str = solve_exact(
+                job.instance, backend=job.backend, solver=job.solver,
+                time_limit_s=max(0.01, job.deadline - time.monotonic()), per_solve_limit_s=job.per_question_s,
+                warm_start=job.start, seed=job.seed, incumbents=feed.latest, on_improve=announce)
+        except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent reports it
+            raise SystemExit(130) from None
+        except Exception as exc:  # noqa: BLE001 - reported by the parent, which keeps the LNS result
+            answer = f"{type(exc).__name__}: {exc}"
+        out.write(encode_frame(b"R", pickle.dumps(answer)))
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -69,7 +69,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from kvopt.bounds import root_lower_bound
-from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact
+from kvopt.evaluate import check_placement, evaluate, exact_gpu_kvpr, kvpr_exact, objective_peak_exact
 from kvopt.heuristics.state import LoadState
 from kvopt.exact import solve_exact
 from kvopt.exact.colgen import colgen_lower_bound
@@ -369,6 +369,7 @@ class _SearchLog:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (iteration, seconds, peak)
     stop_reason: str = "max_iterations"
     proven_bound: ExactValue | None = None
+    adopted: int = 0  # placements taken from ``incumbents``
 
 
 def solve_lns(
@@ -388,6 +389,7 @@ def solve_lns(
     max_peak_gpus: int = 1,
     stop_when: Callable[[], bool] | None = None,
     on_improve: Callable[[tuple[int, ...]], None] | None = None,
+    incumbents: Callable[[], Sequence[int] | None] | None = None,
 ) -> Result:
     """Improve a placement by exact re-optimisation of small GPU neighbourhoods (see the module docstring).
 
@@ -401,7 +403,9 @@ def solve_lns(
     ``stop_when``: asked before every neighbourhood; ``True`` ends the run (the anytime
     exact method stops LNS once its proof process has answered).  ``on_improve``: called with the
     placement (GPU per model) each time the global peak drops (the anytime exact method hands it to
-    its proof process).
+    its proof process).  ``incumbents``: asked before every neighbourhood for a placement found
+    elsewhere (the proof process's); a valid one with a smaller exact peak replaces the current one
+    (``details["adopted"]`` counts them).
 
     ``details``: ``iterations``, ``accepted`` (moves), ``accepted_by_rule``,
     ``sub_solves_not_optimal`` (sub-solves stopped by ``sub_time_limit_s``: if
@@ -434,6 +438,14 @@ def solve_lns(
     try:
         while True:
             peak_gpus, peak = peak_gpu_set(instance, state)
+            better = better_placement(instance, incumbents(), peak) if incumbents is not None else None
+            if better is not None:
+                state = load_state(instance, better)
+                peak_gpus, peak = peak_gpu_set(instance, state)
+                log.adopted += 1
+                log.history.append((log.iterations, time.perf_counter() - clock, state.peak()))
+                failures = {r: 0 for r in RULES}
+                stall = 0
             stop = _stop_reason(log, peak, root_bound, max_iterations, time_limit_s - (time.perf_counter() - clock))
             if stop is None and stop_when is not None and stop_when():
                 stop = "stopped by the caller"
@@ -483,6 +495,17 @@ def solve_lns(
                          start_peak=start_peak, start_source=start_source, seed=seed,
                          neighbourhood_gpus=neighbourhood_gpus, max_neighbourhood_gpus=max_neighbourhood_gpus,
                          max_peak_gpus=max_peak_gpus, grow_after=grow_after, sub_time_limit_s=sub_time_limit_s)
+
+
+def better_placement(instance: Instance, offered: Sequence[int] | None, peak: ExactValue) -> tuple[int, ...] | None:
+    """``offered`` if it is a valid placement with an exact peak below ``peak``, else ``None``."""
+    if offered is None:
+        return None
+    try:
+        checked = check_placement(instance, offered)
+    except KvoptError:
+        return None
+    return checked if objective_peak_exact(instance, checked) < peak else None
 
 
 def _check_parameters(**values: Any) -> None:
@@ -558,6 +581,7 @@ def _final_result(instance: Instance, state: LoadState, log: _SearchLog, root_bo
         "iterations": log.iterations,
         "accepted": log.accepted,
         "accepted_by_rule": dict(log.accepted_by_rule),
+        "adopted": log.adopted,
         "sub_solves_not_optimal": log.sub_solves_not_optimal,
         "stop_reason": log.stop_reason,
         "time_limit_s": time_limit_s,

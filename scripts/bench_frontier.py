@@ -68,9 +68,11 @@ def run_record(section: str, suite: str, inst: Any, method: str, backend: str, l
 
 def _mode(result: Result) -> str | None:
     """Exact: ``side by side`` / ``one after the other``; ``+ incumbents`` once LNS placements go to the
-    proof process (2026-11-29, fourth session)."""
+    proof process, ``+ incumbents both ways`` once the proof's go to LNS too (2026-11-29, fourth session)."""
     anytime = result.details.get("anytime") or {}
     mode = anytime.get("mode")
+    if mode and "proof_placements" in anytime:
+        return f"{mode} + incumbents both ways"
     return f"{mode} + incumbents" if mode and "incumbents_offered" in anytime else mode
 
 
@@ -214,7 +216,7 @@ def run_label(r: dict[str, Any]) -> str:
     return f"{r['method']} {r['backend']} ({r['mode'] if 'mode' in r else 'previous version'})"
 
 
-LABEL_ORDER = ("exact branch-price (side by side + incumbents)", "exact branch-price (side by side)", "exact branch-price (one after the other)",
+LABEL_ORDER = ("exact branch-price (side by side + incumbents both ways)", "exact branch-price (side by side + incumbents)", "exact branch-price (side by side)", "exact branch-price (one after the other)",
                "exact branch-price (previous version)", "exact auto (previous version)", "lns")
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from kvopt.anytime import ProofProcess, solve_exact_anytime, use_side_by_side
+from kvopt.anytime import ProofProcess, encode_frame, encode_placement, solve_exact_anytime, use_side_by_side
 from kvopt.bounds import root_lower_bound
 from kvopt.evaluate import check_placement
 from kvopt.suites import load_suite
@@ -66,7 +66,7 @@ def test_a_proof_process_that_overruns_is_killed() -> None:
 
 
 def test_a_proof_process_that_answers_garbage_is_reported() -> None:
-    proof = _process("import os, pickle; os.write(FD, pickle.dumps('RuntimeError: boom'))")
+    proof = _process(f"import os; os.write(FD, {encode_frame(b'R', pickle.dumps('RuntimeError: boom'))!r})")
     proof.wait(time.monotonic() + 10)
     proof.stop()
     assert proof.result is None and proof.failure == "RuntimeError: boom"
@@ -80,7 +80,7 @@ def test_only_a_proof_stops_the_lns_side() -> None:
     inst = load_suite("medium")[0]
     for status, proved in (("feasible", False), ("optimal", True)):
         answer = Result(inst.name, "exact", status, None, None)
-        proof = _process(f"import os; os.write(FD, {pickle.dumps(answer)!r})")
+        proof = _process(f"import os; os.write(FD, {encode_frame(b'R', pickle.dumps(answer))!r})")
         deadline = time.monotonic() + 10
         while not proof.closed and time.monotonic() < deadline:
             proof.proved()
@@ -114,7 +114,7 @@ def test_a_bad_warm_start_is_a_clear_error_in_either_mode() -> None:
 
 
 def test_the_incumbent_feed_hands_out_the_newest_complete_placement() -> None:
-    from kvopt.anytime import IncumbentFeed, encode_placement
+    from kvopt.anytime import IncumbentFeed
 
     read_fd, write_fd = os.pipe()
     feed = IncumbentFeed(read_fd)
@@ -127,3 +127,43 @@ def test_the_incumbent_feed_hands_out_the_newest_complete_placement() -> None:
     os.close(write_fd)
     assert feed.latest() is None and feed.closed
     os.close(read_fd)
+
+
+def test_offering_placements_never_waits_for_a_busy_proof_process() -> None:
+    """A proof process inside a long question reads nothing: the pipe fills, ``offer`` still returns at
+    once and keeps only the newest placement to send later."""
+    read_fd, write_fd = os.pipe()
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], stdin=subprocess.PIPE,
+                               pass_fds=(write_fd,))
+    os.close(write_fd)
+    assert process.stdin is not None
+    os.set_blocking(process.stdin.fileno(), False)
+    proof = ProofProcess(process, read_fd)
+    start = time.monotonic()
+    for k in range(300):  # ~1.2 MB of placements, far above a pipe's buffer
+        proof.offer(tuple([k % 7] * 2000))
+    assert time.monotonic() - start < 5
+    assert proof.offered == 300 and proof.outgoing  # the pipe is full: a line is waiting ...
+    assert proof.pending == tuple([299 % 7] * 2000)  # ... and only the newest placement after it
+    proof.stop()
+    assert process.returncode is not None
+
+
+def test_the_proof_processs_placements_and_answer_come_in_frames() -> None:
+    """Placements found by the proof arrive one by one (newest wins, each handed out once); a frame cut
+    by the process's death is no answer."""
+    from kvopt.model import Result
+
+    answer = Result("x", "exact", "feasible", None, None)
+    stream = (encode_frame(b"P", encode_placement((0, 1))) + encode_frame(b"P", b"garbage")
+              + encode_frame(b"P", encode_placement((1, 1))) + encode_frame(b"R", pickle.dumps(answer)))
+    proof = _process(f"import os; os.write(FD, {stream!r})")
+    proof.wait(time.monotonic() + 10)
+    assert proof.received == 2 and proof.latest() == (1, 1) and proof.latest() is None
+    assert proof.result == answer and not proof.failure
+    proof.stop()
+    cut = encode_frame(b"P", encode_placement((0, 1))) + encode_frame(b"R", pickle.dumps(answer))[:-3]
+    proof = _process(f"import os; os.write(FD, {cut!r})")
+    proof.wait(time.monotonic() + 10)
+    proof.stop()
+    assert proof.latest() == (0, 1) and proof.result is None and "without an answer" in proof.failure

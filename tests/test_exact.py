@@ -262,6 +262,15 @@ def test_a_better_incumbent_from_elsewhere_moves_the_bracket(inst: Instance) -> 
         assert result.details["solves"][0][:2] == (format_fraction(optimum), True)
 
 
+
+def test_every_better_placement_is_handed_on() -> None:
+    inst = load_suite("tight")[2]
+    improved: list[tuple[int, ...]] = []
+    result = solve_exact(inst, warm_start=first_fit_start(inst), on_improve=improved.append)
+    peaks = [exact_peak_kvpr(inst, p) for p in improved]
+    assert peaks and all(a > b for a, b in zip(peaks, peaks[1:]))  # not the start, only improvements
+    assert peaks[0] < exact_peak_kvpr(inst, first_fit_start(inst)) and peaks[-1] == result.peak_kvpr_exact
+
 def test_invalid_incumbents_are_ignored_and_counted() -> None:
     inst = load_suite("tight")[2]  # first fit is not optimal there: the bisection asks ~10 questions
     plain = solve_exact(inst, warm_start=first_fit_start(inst))

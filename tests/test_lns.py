@@ -357,3 +357,31 @@ def test_lns_stops_when_its_caller_says_so() -> None:
     assert result.details["stop_reason"] == "stopped by the caller"
     assert result.details["iterations"] == 3 and result.seconds < 30
     check_placement(inst, result.placement)
+
+
+
+def test_lns_adopts_a_better_placement_from_elsewhere() -> None:
+    """``incumbents`` (the proof process) can replace the current placement only by a valid, strictly
+    better one.  One-GPU neighbourhoods cannot improve anything themselves."""
+    from kvopt.exact import solve_exact
+
+    inst = make_instance(DENSE_06_ROWS, [80, 80, 80], name="dense_06")
+    optimum = solve_exact(inst, time_limit_s=60)
+    assert optimum.status == "optimal"
+    start = Placement(first_fit(inst))
+    assert exact_peak_kvpr(inst, start.gpu_of) > optimum.peak_kvpr_exact, "precondition: a poor start"
+    offers = iter([(0,) * 3, start.gpu_of, optimum.placement.gpu_of])  # invalid, not better, optimal
+    result = solve_lns(inst, start=start, max_iterations=2, time_limit_s=60, neighbourhood_gpus=1,
+                       max_neighbourhood_gpus=1, incumbents=lambda: next(offers, None))
+    assert result.details["adopted"] == 1
+    assert result.peak_kvpr_exact == optimum.peak_kvpr_exact
+
+
+def test_lns_hands_on_every_better_placement() -> None:
+    inst = random_instance(12, 40, seed=3)
+    improved: list[tuple[int, ...]] = []
+    result = solve_lns(inst, start=Placement(first_fit(inst)), max_iterations=40, time_limit_s=120,
+                       on_improve=improved.append)
+    peaks = [exact_peak_kvpr(inst, p) for p in improved]
+    assert len(peaks) == len(result.details["history"]) - 1 >= 1  # one per drop of the peak after the start
+    assert all(a > b for a, b in zip(peaks, peaks[1:])) and peaks[-1] == result.peak_kvpr_exact

@@ -193,6 +193,7 @@ class _Run:
     incumbents: Callable[[], Sequence[int] | None] | None = None
     incumbents_taken: int = 0
     incumbents_ignored: int = 0
+    on_improve: Callable[[tuple[int, ...]], None] | None = None
 
     def remaining(self) -> float:
         return self.deadline - time.perf_counter()
@@ -215,14 +216,18 @@ class _Run:
                                         self.lower, self.upper))
         return answer
 
-    def accept(self, gpu_of: Sequence[int], target: Fraction | None = None, strict: bool = False) -> bool:
-        """Take a backend's placement if it is valid and (when ``target`` is given) meets the target exactly."""
+    def accept(self, gpu_of: Sequence[int], target: Fraction | None = None, strict: bool = False,
+               announce: bool = True) -> bool:
+        """Take a backend's placement if it is valid and (when ``target`` is given) meets the target exactly;
+        a better one goes to ``on_improve`` (unless ``announce`` is false: it came from there)."""
         checked = check_placement(self.instance, tuple(int(g) for g in gpu_of))
         peak = objective_peak_exact(self.instance, checked)
         if target is not None and (peak > target or (strict and peak == target)):
             return False
         if self.best is None or peak < self.upper:
             self.best, self.upper = checked, peak
+            if announce and self.on_improve is not None:
+                self.on_improve(checked)
         return True
 
     def take_incumbent(self) -> None:
@@ -234,7 +239,7 @@ class _Run:
             return
         before = self.upper
         try:
-            self.accept(offered)
+            self.accept(offered, announce=False)
         except KvoptError:
             self.incumbents_ignored += 1
             return
@@ -246,7 +251,8 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
                 per_solve_limit_s: float | None = None, warm_start: Placement | Sequence[int] | None = None,
                 seed: int = 0, workers: int = 1, progress: Any = None,
                 move_budget: MoveBudget | None = None,
-                incumbents: Callable[[], Sequence[int] | None] | None = None) -> Result:
+                incumbents: Callable[[], Sequence[int] | None] | None = None,
+                on_improve: Callable[[tuple[int, ...]], None] | None = None) -> Result:
     """Minimise the peak KVPR exactly (see the module docstring); ``Result.method == "exact"``.
 
     ``backend``: ``auto`` | ``cpsat`` | ``milp`` | ``setpart``; ``solver`` (``highs`` |
@@ -265,7 +271,8 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     ``incumbents``: asked before every question for a placement found elsewhere (the
     anytime method's LNS side); one that is valid and better lowers ``upper`` (so the
     next questions start nearer the optimum), an invalid one is ignored and counted
-    (``details["incumbents"]``: taken / ignored).
+    (``details["incumbents"]``: taken / ignored).  ``on_improve``: called with each better
+    placement a backend answer brings (the anytime method hands it to its LNS side).
     """
     _check_arguments(backend, solver, time_limit_s, per_solve_limit_s)
     clock = time.perf_counter()
@@ -274,19 +281,20 @@ def solve_exact(instance: Instance, *, backend: str = "auto", solver: str = "hig
     lower = root_lower_bound(bound_instance)
     run = _Run(instance, None, clock + time_limit_s, per_solve_limit_s, seed, workers,
                _progress_callback(progress), lower, time_limit_s=time_limit_s, move_budget=move_budget,
-               bound_instance=bound_instance, incumbents=incumbents)
+               bound_instance=bound_instance, incumbents=incumbents, on_improve=on_improve)
     if (move_budget is not None or instance.scenarios) and backend in ("auto", "setpart", "branch-price"):
         backend, rows_why = "cpsat", "set partitioning / bin packing cannot carry the move budget / scenario rows"
     else:
         rows_why = ""
     details: dict[str, Any] = {"start": source, "root_lower_bound": format_fraction(lower)}
     if best is not None:
-        run.accept(best)
+        run.accept(best, announce=False)
         details["start_peak"] = format_fraction(run.upper)
     run.backend = make_backend(backend, instance, solver=solver, seed=seed, workers=workers, upper=run.upper)
     details.update(backend=run.backend.name, model=run.backend.model)
     if run.backend.why or rows_why:
         details["backend_choice"] = run.backend.why or rows_why
+    run.take_incumbent()  # a placement found elsewhere may already settle the questions below
     outcome = _find_placement(run) if run.best is None else None
     if outcome is None and run.upper == math.inf:
         outcome = _find_finite_peak(run)
