@@ -10,7 +10,7 @@ models and from ``SIDE_BY_SIDE_MIN_S`` seconds): the proof runs in a second proc
 (``python -m kvopt.anytime``, a fresh interpreter) for the whole budget while this
 process runs what ``--method lns`` runs (the same sub-solver), for the whole budget or until the
 proof process answers with a proof.  The two exchange placements both ways: each time LNS
-lowers its peak, the placement goes to the proof process (one line on its stdin, never
+lowers its peak, the placement goes to the proof process (a frame on its stdin, never
 waiting for it), whose bisection takes it before its next question when it beats its own
 (``solve_exact(incumbents=...)``); each better placement a proof question finds comes back
 (``solve_exact(on_improve=...)``, a ``P`` frame on the answer pipe) and LNS continues from it
@@ -257,31 +257,44 @@ class ProofJob:
 
 
 def encode_placement(gpu_of: Sequence[int]) -> bytes:
-    """One line of the incumbent stream: the GPU of each model, space-separated."""
-    return (" ".join(str(int(g)) for g in gpu_of) + "\n").encode()
+    """A placement as the payload of a ``P`` frame: the GPU of each model, space-separated."""
+    return " ".join(str(int(g)) for g in gpu_of).encode()
 
 
-def decode_placement(line: bytes) -> tuple[int, ...] | None:
-    """``encode_placement``'s line back (``None`` if it is not a list of integers)."""
+def decode_placement(payload: bytes) -> tuple[int, ...] | None:
+    """``encode_placement``'s payload back (``None`` if it is not a list of integers)."""
     try:
-        return tuple(int(token) for token in line.split())
+        return tuple(int(token) for token in payload.split())
     except ValueError:
         return None
 
 
 def encode_frame(kind: bytes, payload: bytes) -> bytes:
-    """One message of the proof process's answer pipe: a kind byte (``P`` a better placement,
-    ``R`` the answer), the payload's length (8 bytes, big-endian), the payload."""
+    """One message between the two processes: a kind byte (``J`` the job, on the proof process's stdin;
+    ``P`` a better placement, on either side; ``R`` the answer, on the answer pipe), the payload's
+    length (8 bytes, big-endian), the payload."""
     return kind + len(payload).to_bytes(8, "big") + payload
+
+
+def split_frames(buffer: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The complete ``(kind, payload)`` frames at the start of ``buffer``, and the incomplete rest."""
+    frames = []
+    while len(buffer) >= 9:
+        size = int.from_bytes(buffer[1:9], "big")
+        if len(buffer) < 9 + size:
+            break
+        frames.append((buffer[:1], buffer[9:9 + size]))
+        buffer = buffer[9 + size:]
+    return frames, buffer
 
 
 @dataclass
 class IncumbentFeed:
-    """The proof process's side of the incumbent stream (after the job on stdin): one line per placement.
+    """The proof process's side of its stdin after the job: LNS's placements, one ``P`` frame each.
 
     ``latest()`` reads what has arrived without blocking and returns the newest complete
-    placement not handed out yet (``None`` if none); lines that are not a list of integers
-    are skipped (the driver validates the rest against the instance).
+    placement not handed out yet (``None`` if none); payloads that are not a list of
+    integers are skipped (the driver validates the rest against the instance).
     """
 
     fd: int
@@ -294,9 +307,9 @@ class IncumbentFeed:
             if not chunk:
                 self.closed = True
             self.pending += chunk
-        *lines, self.pending = self.pending.split(b"\n")
-        for line in reversed(lines):
-            placement = decode_placement(line)
+        frames, self.pending = split_frames(self.pending)
+        for kind, payload in reversed(frames):
+            placement = decode_placement(payload) if kind == b"P" else None
             if placement is not None:
                 return placement
         return None
@@ -306,7 +319,7 @@ class IncumbentFeed:
 class ProofProcess:
     """The proof process seen from here: its answer pipe (``encode_frame`` messages: the proof's better
     placements, then its answer), read without blocking the LNS side, and its stdin, where the job goes
-    (length-prefixed pickle) and then LNS's better placements (``offer``).
+    (a ``J`` frame) and then LNS's better placements (``offer``).
 
     ``result`` (a ``Result``) or ``failure`` (why there is none) once the pipe is closed;
     ``latest()`` the newest placement the proof found and LNS has not taken yet.
@@ -320,7 +333,7 @@ class ProofProcess:
     closed: bool = False
     result: Result | None = None
     failure: str = ""
-    outgoing: bytes = b""  # the part of an incumbent line not yet written
+    outgoing: bytes = b""  # the part of an incumbent frame not yet written
     pending: tuple[int, ...] | None = None  # the newest placement not yet queued
     offered: int = 0
 
@@ -341,7 +354,7 @@ class ProofProcess:
         assert process.stdin is not None
         payload = pickle.dumps(job)
         try:
-            process.stdin.write(len(payload).to_bytes(8, "big") + payload)
+            process.stdin.write(encode_frame(b"J", payload))
             process.stdin.flush()
         except OSError:
             pass  # the process died at once: wait() reports it
@@ -359,7 +372,7 @@ class ProofProcess:
         if stdin is None or stdin.closed:
             return
         if not self.outgoing and self.pending is not None:
-            self.outgoing, self.pending = encode_placement(self.pending), None
+            self.outgoing, self.pending = encode_frame(b"P", encode_placement(self.pending)), None
         while self.outgoing:
             try:
                 written = os.write(stdin.fileno(), self.outgoing)
@@ -370,7 +383,7 @@ class ProofProcess:
                 return
             self.outgoing = self.outgoing[written:]
             if not self.outgoing and self.pending is not None:
-                self.outgoing, self.pending = encode_placement(self.pending), None
+                self.outgoing, self.pending = encode_frame(b"P", encode_placement(self.pending)), None
 
     def read(self, timeout_s: float) -> None:
         """Read what the pipe has within ``timeout_s`` and decode the complete messages."""
@@ -387,11 +400,8 @@ class ProofProcess:
             self.failure = f"ended without an answer (exit code {self.process.returncode})"
 
     def _decode(self) -> None:
-        while len(self.buffer) >= 9:
-            kind, size = self.buffer[:1], int.from_bytes(self.buffer[1:9], "big")
-            if len(self.buffer) < 9 + size:
-                return
-            payload, self.buffer = self.buffer[9:9 + size], self.buffer[9 + size:]
+        frames, self.buffer = split_frames(self.buffer)
+        for kind, payload in frames:
             if kind == b"P":
                 placement = decode_placement(payload)
                 if placement is not None:
@@ -448,8 +458,8 @@ def _proof_main(write_fd: int) -> None:
     from kvopt.exact import solve_exact
 
     stdin = sys.stdin.fileno()
-    size = int.from_bytes(_read_exactly(stdin, 8), "big")
-    job: ProofJob = pickle.loads(_read_exactly(stdin, size))
+    header = _read_exactly(stdin, 9)  # the ``J`` frame of ``encode_frame``
+    job: ProofJob = pickle.loads(_read_exactly(stdin, int.from_bytes(header[1:], "big")))
     feed = IncumbentFeed(stdin)
     with os.fdopen(write_fd, "wb") as out:
 

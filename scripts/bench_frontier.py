@@ -216,7 +216,8 @@ def run_label(r: dict[str, Any]) -> str:
     return f"{r['method']} {r['backend']} ({r['mode'] if 'mode' in r else 'previous version'})"
 
 
-LABEL_ORDER = ("exact branch-price (side by side + incumbents both ways)", "exact branch-price (side by side + incumbents)", "exact branch-price (side by side)", "exact branch-price (one after the other)",
+LABEL_ORDER = ("exact branch-price (side by side + incumbents both ways)", "exact branch-price (side by side + incumbents)",
+               "exact branch-price (side by side)", "exact branch-price (one after the other)",
                "exact branch-price (previous version)", "exact auto (previous version)", "lns")
 
 

@@ -119,11 +119,12 @@ def test_the_incumbent_feed_hands_out_the_newest_complete_placement() -> None:
     read_fd, write_fd = os.pipe()
     feed = IncumbentFeed(read_fd)
     assert feed.latest() is None  # nothing sent yet: no wait
-    os.write(write_fd, encode_placement((1, 2, 3)) + b"4 5")  # a second line, cut in the middle
+    second = encode_frame(b"P", encode_placement((4, 5, 6)))
+    os.write(write_fd, encode_frame(b"P", encode_placement((1, 2, 3))) + second[:-2])  # the second one cut
     assert feed.latest() == (1, 2, 3)
     assert feed.latest() is None  # handed out once
-    os.write(write_fd, b" 6\n" + b"not a placement\n")
-    assert feed.latest() == (4, 5, 6)  # the garbage line after it is skipped
+    os.write(write_fd, second[-2:] + encode_frame(b"P", b"not a placement"))
+    assert feed.latest() == (4, 5, 6)  # the garbage frame after it is skipped
     os.close(write_fd)
     assert feed.latest() is None and feed.closed
     os.close(read_fd)
