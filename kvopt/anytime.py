@@ -17,7 +17,9 @@ waiting for it), whose bisection takes it before its next question when it beats
 when it beats the current one (``solve_lns(incumbents=...)``).  Measured on the five 16-24-GPU
 ``medium`` cases every version proves in 60 s (``reports/frontier.md``): 5-17 s both ways,
 5-57 s with LNS's placements going one way, 16-23 s without exchange (``medium_06`` sits at
-the edge: proven once in 54 s one way, not in three 60 s runs both ways).  ``combine`` then
+the edge: proven once in 54 s one way, not in three 60 s runs both ways).  Single runs: when
+LNS's placements arrive changes the questions asked, so times vary (``medium_07``, both ways:
+5-36 s over seven runs).  ``combine`` then
 keeps the better placement
 and the larger bound, so the placement is never worse than LNS alone (up to the
 noise of two processes sharing a machine) and the bound never weaker than the
