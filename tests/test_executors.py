@@ -22,11 +22,11 @@ from kvopt.model import KvoptError
 
 CASES = {"adrs50": ["adrs50_00", "adrs50_01", "adrs50_02", "adrs50_03"]}
 METHODS = ("greedy", "pipeline")
-TIMING_KEYS = {"seconds", "wall_seconds"}
+TIMING_KEYS = {"seconds", "wall_seconds", "cpu_seconds"}
 
 
 def without_timings(value: Any) -> Any:
-    """``value`` with every ``seconds``/``wall_seconds`` field dropped (the only run-dependent fields)."""
+    """``value`` with every ``seconds``/``wall_seconds``/``cpu_seconds`` field dropped (the run-dependent ones)."""
     if isinstance(value, dict):
         return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
     if isinstance(value, list):

@@ -336,3 +336,67 @@ def test_a_killed_evaluator_takes_its_calls_along_and_its_leftovers_are_swept(su
     sweep_stale()
     assert not stale.exists()
     assert not list(Path(tempfile.gettempdir()).glob(f"{RUN_PREFIX}{proc.pid}-*"))
+
+
+# -- issue 17: kernel state, other calls' folders, the job handle, forged codes, CPU ----------
+def keys_with_marker() -> list[str]:
+    try:
+        return [line for line in Path("/proc/keys").read_text().splitlines() if MARKER in line]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("level", ["namespaces", "landlock"])
+def test_no_state_reaches_the_kernel_keyring_ipc_or_network(level, suite_dir, unchanged):
+    code, result = evaluate_json(HOSTILE / "kernel_state.py", str(suite_dir), "--isolation", level)
+    assert code == 0, [c["reason"] for c in result.get("cases", [])]
+    assert [c["valid"] for c in result["cases"]] == [True] * 3
+    assert result["summary"]["isolation"]["seccomp"] is True
+    assert result["summary"]["isolation"]["capabilities"] == "dropped"
+    assert keys_with_marker() == []
+    assert_true_peaks(result, suite_dir)
+
+
+def test_the_program_cannot_reread_its_job_or_tell_the_probe_apart(suite_dir, unchanged):
+    code, result = evaluate_json(HOSTILE / "reads_job.py", str(suite_dir))
+    assert code == 0, [c["reason"] for c in result.get("cases", [])]
+    assert [c["valid"] for c in result["cases"]] == [True] * 3
+
+
+@pytest.mark.parametrize("level", ["namespaces", "landlock"])
+def test_calls_cannot_see_each_others_folders_whatever_tmpdir_is(level, suite_dir, tmp_path):
+    programs = tmp_path / "programs" / "hostile"
+    programs.mkdir(parents=True)
+    for name in ("peeks_calls.py", "_base.py"):
+        (programs / name).write_text((HOSTILE / name).read_text())
+    # Beside the program: under /tmp only the program's own folder is bound into the sandbox.
+    (programs / "_greedy_core.py").write_text((HOSTILE.parent / "_greedy_core.py").read_text())
+    evaluator_tmp = tmp_path / "evaluator-tmp"
+    evaluator_tmp.mkdir()
+    (programs / "evaluator_tmpdir.txt").write_text(str(evaluator_tmp))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(evaluator_tmp)}
+    done = subprocess.run([sys.executable, "-m", "kvopt.cli", "evaluate", str(programs / "peeks_calls.py"),
+                           "--suite", str(suite_dir), "--json", "--jobs", "2", "--isolation", level],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    result = json.loads(done.stdout)
+    assert done.returncode == 0, [c["reason"] for c in result["cases"]]
+    assert [c["valid"] for c in result["cases"]] == [True] * 3
+    assert list(evaluator_tmp.iterdir()) == []  # the run's folder is gone with the run
+
+
+def test_failure_codes_that_blame_containment_cannot_be_claimed(suite_dir, unchanged):
+    code, result = evaluate_json(HOSTILE / "claims_containment.py", str(suite_dir))
+    assert code == 1
+    failures = {c["failure"] for c in result["cases"]}
+    assert failures <= {"bad_output", "exception"} and not failures & {"sandbox", "timeout", "memory"}
+
+
+@pytest.mark.skipif(not any(h.controller in ("", "cpu") for h in tree_hierarchies()),
+                    reason="no cgroup cpu controller for a per-call CPU quota")
+def test_a_call_gets_one_cpu_and_its_cpu_time_is_recorded(suite_dir, unchanged):
+    code, result = evaluate_json(HOSTILE / "busy_workers.py", str(suite_dir))
+    assert code == 0
+    for case in result["cases"]:
+        # Six workers busy for a second: at most about one CPU-second per wall second gets through.
+        assert case["cpu_seconds"] is not None and case["cpu_seconds"] >= 0.5
+        assert case["cpu_seconds"] <= 1.15 * case["seconds"] + 0.1, case

@@ -152,3 +152,38 @@ def test_a_call_group_is_limited_killed_and_removed():
         assert all(not folder.exists() for folder in group.folders)
     finally:
         proc.kill()
+
+
+# -- issue 17: confinement failures, the interface line, the run folder -----------------------------
+@pytest.mark.skipif(landlock.abi_version() < 1, reason="needs Landlock")
+def test_a_confinement_failure_is_the_parents_sandbox_verdict_and_no_program_runs(tmp_path):
+    from dataclasses import replace
+
+    broken = replace(iso.resolve_isolation("landlock"), seccomp=True, seccomp_libraries="libnothing.so.9:libc.so.6")
+    marker = tmp_path / "ran.txt"
+    program = tmp_path / "prog.py"
+    program.write_text(f"open({str(marker)!r}, 'w').write('x')\ndef compute_model_placement(g, m):\n    return {{}}\n")
+    outcome = run_program(ProgramSpec("file", str(program), "prog.py"), CASE, Limits(isolation=broken))
+    assert outcome.failure == "sandbox" and "could not confine the call" in outcome.reason
+    assert not marker.exists()
+
+
+def test_the_interface_line_is_split_from_the_answer_and_garbage_is_no_interface():
+    from kvopt.bench.sandbox import split_channel
+
+    assert split_channel(b'{"style": "prism"}\n{"ok": true}') == ({"style": "prism"}, b'{"ok": true}')
+    assert split_channel(b'{"ok": true}') == (None, b'{"ok": true}')
+    assert split_channel(b"[1\n{}")[0] is None
+    assert split_channel(b"7" * 5000 + b"\n")[0] is None
+
+
+def test_landlock_reading_rules_skip_call_folders_and_links_into_them(tmp_path):
+    hidden = tmp_path / "tmpdir"
+    (hidden / "kvopt-run-1-abc").mkdir(parents=True)
+    (hidden / "other").mkdir()
+    (tmp_path / "link-to-run").symlink_to(hidden / "kvopt-run-1-abc")
+    (tmp_path / "link-to-parent").symlink_to(tmp_path)
+    allowed = set(landlock.readable_outside([str(hidden)], "kvopt-run-"))
+    assert str(hidden / "other") in allowed
+    assert not {str(hidden / "kvopt-run-1-abc"), str(tmp_path / "link-to-run"), str(tmp_path / "link-to-parent"),
+                str(hidden), str(tmp_path)} & allowed

@@ -36,7 +36,7 @@ class Hierarchy:
 
     version: int
     parent: Path
-    controller: str  # "memory", "pids" (v1) or "" (v2: both in one folder)
+    controller: str  # "memory", "pids", "cpu", "cpuacct" (v1) or "" (v2: all in one folder)
 
 
 def _mounts() -> list[tuple[str, str, str]]:
@@ -84,15 +84,17 @@ def find_hierarchies() -> tuple[Hierarchy, ...]:
                 continue
             if {"memory", "pids"} <= set(enabled) and _writable_dir(parent):
                 return (Hierarchy(2, parent, ""),)
-    found = []
-    for controller in ("memory", "pids"):
+    found: list[Hierarchy] = []
+    for controller in ("memory", "pids", "cpu", "cpuacct"):
         for point, fstype, options in mounts:
             if fstype == "cgroup" and controller in options.split(",") and controller in groups:
                 parent = Path(point + groups[controller].rstrip("/"))
-                if _writable_dir(parent):
+                # cpu and cpuacct are often one mount: one folder serves both.
+                if _writable_dir(parent) and all(h.parent != parent for h in found):
                     found.append(Hierarchy(1, parent, controller))
                     break
-    return tuple(found) if len(found) == 2 else ()
+    # memory and pids are required; CPU quota and accounting are used where present.
+    return tuple(found) if {h.controller for h in found} >= {"memory", "pids"} else ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,20 @@ class CallGroup:
                     pass
             time.sleep(0.01)
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used by every process of the group so far (v2 ``cpu.stat``, v1 ``cpuacct.usage``)."""
+        for folder in self.folders:
+            try:
+                if self.version == 2:
+                    for line in (folder / "cpu.stat").read_text().splitlines():
+                        if line.startswith("usage_usec "):
+                            return int(line.split()[1]) / 1e6
+                elif (folder / "cpuacct.usage").exists():
+                    return int((folder / "cpuacct.usage").read_text()) / 1e9
+            except (OSError, ValueError):
+                continue
+        return None
+
     def oom_killed(self) -> bool:
         """Whether the memory limit of the group was hit (the kernel killed or refused memory)."""
         for folder in self.folders:
@@ -177,8 +193,13 @@ def _write(path: Path, value: str) -> None:
             raise
 
 
-def create_group(hierarchies: tuple[Hierarchy, ...], memory_bytes: int, max_tasks: int) -> CallGroup:
-    """A new group limited to ``memory_bytes`` (all processes together) and ``max_tasks`` tasks."""
+CPU_PERIOD_US = 100_000
+
+
+def create_group(hierarchies: tuple[Hierarchy, ...], memory_bytes: int, max_tasks: int,
+                 cpus: int | None = None) -> CallGroup:
+    """A new group limited to ``memory_bytes`` (all processes together), ``max_tasks`` tasks and
+    ``cpus`` CPUs of bandwidth (``cpu.max`` / ``cpu.cfs_quota_us``; where the controller is there)."""
     name = f"{PREFIX}{os.getpid()}-{next(_counter)}"
     folders = []
     try:
@@ -190,11 +211,16 @@ def create_group(hierarchies: tuple[Hierarchy, ...], memory_bytes: int, max_task
                 _write(folder / "memory.max", str(memory_bytes))
                 _write(folder / "memory.swap.max", "0")
                 _write(folder / "pids.max", str(max_tasks))
+                if cpus and (folder / "cpu.max").exists():
+                    _write(folder / "cpu.max", f"{cpus * CPU_PERIOD_US} {CPU_PERIOD_US}")
             elif h.controller == "memory":
                 _write(folder / "memory.limit_in_bytes", str(memory_bytes))
                 _write(folder / "memory.memsw.limit_in_bytes", str(memory_bytes))
-            else:
+            elif h.controller == "pids":
                 _write(folder / "pids.max", str(max_tasks))
+            elif cpus and (folder / "cpu.cfs_quota_us").exists():
+                _write(folder / "cpu.cfs_period_us", str(CPU_PERIOD_US))
+                _write(folder / "cpu.cfs_quota_us", str(cpus * CPU_PERIOD_US))
     except OSError:
         CallGroup(tuple(folders), hierarchies[0].version).remove()
         raise

@@ -1,35 +1,37 @@
 """The child side of a sandboxed program run (standard library only).
 
-Run as ``python -s -P child.py RESULT_FD READY_FD LANDLOCK WORK_DIR`` with a JSON
-job on stdin (``kvopt.bench.sandbox`` does it, inside the sandbox).  Before any
-byte of the user's program runs it confines itself with Landlock when
-``LANDLOCK`` is ``1`` (writes only beneath ``WORK_DIR``), then writes one byte to
-``READY_FD`` and closes it (the parent's clock for the program starts there).  It
-then loads the program, calls it once, and writes one JSON object to the file
-descriptor ``RESULT_FD``, a channel the program's own ``print``s never reach (the
-program's stdout/stderr go to files the parent reads separately).  The program
-could still write to ``RESULT_FD`` itself: the parent treats the channel as
-untrusted input (size cap, nesting limit, strict checks).
+Run as ``python -s -P child.py RESULT_FD READY_FD LAYERS WORK_DIR`` with a JSON
+job on stdin (``kvopt.bench.sandbox`` does it, inside the sandbox).  It reads the
+job, points descriptor 0 at ``/dev/null``, and confines itself as ``LAYERS``
+(comma-separated: ``landlock`` — writes only beneath ``WORK_DIR``; ``caps`` —
+every capability dropped; ``seccomp`` — an own session keyring and a seccomp
+filter, see ``syscalls.py``).  Then it writes ``R`` to ``READY_FD`` and closes it (the
+parent's clock for the program starts there) — or, when confinement failed,
+``S`` and the reason, and exits without running the program.  It loads the
+program, writes the function's interface as the first line of ``RESULT_FD``,
+calls it once, and writes one JSON object after it.  ``RESULT_FD`` is a channel
+the program's own ``print``s never reach (its stdout/stderr go to files the
+parent reads separately); the program could still write to it itself, so the
+parent treats the channel as untrusted input (size cap, nesting limit, strict
+checks, failure codes the program may claim).
 
 This file imports nothing from kvopt at module level so that it starts fast and
 works in isolated mode; ``Model`` here is the model class given to programs
 (the public ADRS/OpenEvolve "prism" interface) and is re-exported by
 ``kvopt.bench.programs``.
 
-Job (stdin)::
+Job (stdin) — the same shape for the probe (on a decoy instance) and every run::
 
-    {"mode": "probe" | "run", "kind": "file" | "import", "target": str,
-     "sys_path": [str, ...],
-     "gpu_num": int, "gpu_mem": [number, ...],          # run mode
-     "models": [{"model_name", "model_size", "req_rate", "slo"}, ...],
-     "instance": {...}}                                 # run mode, instance-style functions
+    {"kind": "file" | "import", "target": str, "sys_path": [str, ...],
+     "gpu_num": int, "gpu_mem": [number, ...],
+     "models": [{"model_name", "model_size", "req_rate", "slo", "cur_gpu_id"}, ...],
+     "instance": {...}}                                 # for instance-style functions
 
-Result (RESULT_FD)::
+Result (RESULT_FD): a first line, then one object::
 
-    probe: {"ok": true, "style": "prism" | "instance", "accepts_gpu_mem": bool, "params": [...]}
-    run:   {"ok": true, "gpu_lists": [[key, [model index, ...]], ...],
-            "after": [[name, size, rate, slo], ...]}
-    error: {"ok": false, "failure": code, "reason": str}
+    {"style": "prism" | "instance", "accepts_gpu_mem": bool, "params": [...]}
+    {"ok": true, "gpu_lists": [[key, [model index, ...]], ...], "after": [[name, size, rate, slo], ...]}
+    or {"ok": false, "failure": code, "reason": str}
 
 GPU keys are sent as JSON values when they are ``int``/``float``/``str``/``None``
 (so the parent can reject a non-integer id with the value the program used) and
@@ -108,8 +110,8 @@ def classify_base_exception(exc: BaseException, during: str) -> ProgramFailure:
     """Map an exception escaping the program to a failure code and reason."""
     if isinstance(exc, SystemExit):
         return ProgramFailure("exit", f"called sys.exit({exc.code!r}) {during}")
-    if isinstance(exc, MemoryError):
-        return ProgramFailure("memory", f"ran out of memory {during} ({describe_exception(exc)})")
+    # A MemoryError may be raised by the program itself: only the parent's own observation of
+    # the call's memory limit is reported as "memory".
     return ProgramFailure("exception", f"raised {describe_exception(exc)} {during}")
 
 
@@ -246,13 +248,6 @@ def placement_from_instance_style(result) -> list:
 
 
 # -- the two modes ---------------------------------------------------------------------
-def probe(job: dict) -> dict:
-    module = call_guarded(lambda: load_module(job["kind"], job["target"]), "while loading the program")
-    fn = entry_function(job["kind"], job["target"], module)
-    style, accepts_gpu_mem, params = function_style(job["kind"], fn)
-    return {"ok": True, "style": style, "accepts_gpu_mem": accepts_gpu_mem, "params": params}
-
-
 def seed_random_generators() -> None:
     """Fixed seeds, so an unseeded randomized program gives the same answer on every run."""
     import random
@@ -263,11 +258,19 @@ def seed_random_generators() -> None:
         numpy.random.seed(0)
 
 
-def run(job: dict) -> dict:
+def run(job: dict, channel) -> dict:
+    """Load the program, send its interface as the first line of ``channel``, then call it.
+
+    Every call, the probe included, does exactly this on the instance it is given
+    (the probe's is a decoy): nothing tells the program which call it is in.
+    """
     module = call_guarded(lambda: load_module(job["kind"], job["target"]), "while loading the program")
     fn = entry_function(job["kind"], job["target"], module)
+    style, accepts_gpu_mem, params = function_style(job["kind"], fn)
+    channel.write(json.dumps({"style": style, "accepts_gpu_mem": accepts_gpu_mem, "params": params}).encode()
+                  + b"\n")
+    channel.flush()
     seed_random_generators()
-    style, accepts_gpu_mem, _ = function_style(job["kind"], fn)
     if style == "instance":
         return run_instance_style(fn, job)
     gpu_num = job["gpu_num"]
@@ -319,43 +322,62 @@ def call_guarded(thunk, during: str):
     raise failure
 
 
-def confine(landlock: bool, work_dir: str) -> None:
-    """Landlock on this process (kvopt's ``landlock.py``, loaded by path: no kvopt import yet)."""
-    if not landlock:
-        return
-    spec = importlib.util.spec_from_file_location("_kvopt_landlock", os.path.join(os.path.dirname(__file__),
-                                                                                  "landlock.py"))
+def load_sibling(name: str):
+    """A kvopt module next to this file, loaded by path (no kvopt import before the program runs)."""
+    spec = importlib.util.spec_from_file_location(f"_kvopt_{name}", os.path.join(os.path.dirname(__file__),
+                                                                                 f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.restrict_self(work_dir)
+    return module
+
+
+def confine(layers: set[str], work_dir: str) -> None:
+    """Landlock, then capabilities, keyring and seccomp (``syscalls.py``), as ``layers`` asks."""
+    hidden = [f for f in os.environ.pop("KVOPT_HIDDEN_FOLDERS", "").split(os.pathsep) if f]
+    if "landlock" in layers:
+        load_sibling("landlock").restrict_self(work_dir, hidden, "kvopt-run-")
+    if layers - {"landlock"}:
+        syscalls = load_sibling("syscalls")
+        if "caps" in layers:
+            syscalls.drop_capabilities()
+        for layer in layers:
+            if layer.startswith("seccomp"):
+                syscalls.confine_syscalls(layer.partition(":")[2])
+
+
+def hide_job_descriptor() -> None:
+    """Descriptor 0 held the job: point it at ``/dev/null`` so the program has no handle to re-read it."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.stdin = open(0, closefd=False)
 
 
 def main(argv: list[str]) -> int:
     global _ballast
     result_fd, ready_fd = int(argv[1]), int(argv[2])
+    layers = set(argv[3].split(",")) - {"", "-"}
     job = json.loads(sys.stdin.read())
-    # The program must not block on, or read, the job.
-    sys.stdin = open(os.devnull)
+    hide_job_descriptor()
     try:
-        confine(argv[3] == "1", argv[4])
+        confine(layers, argv[4])
     except Exception as exc:  # noqa: BLE001 - no containment, no program run
-        with os.fdopen(result_fd, "wb") as channel:
-            channel.write(json.dumps({"ok": False, "failure": "sandbox",
-                                      "reason": f"could not apply Landlock: {exc}"}).encode())
+        # Said on the ready pipe, which the program never holds: a "sandbox" failure cannot be forged.
+        os.write(ready_fd, ("S" + f"could not confine the call: {type(exc).__name__}: {exc}")[:400].encode())
         os._exit(0)
     os.write(ready_fd, b"R")
     os.close(ready_fd)
     for path in reversed(job.get("sys_path", [])):
         sys.path.insert(0, path)
     _ballast = bytearray(_BALLAST_BYTES)
+    channel = os.fdopen(result_fd, "wb", closefd=True)
     try:
-        answer = probe(job) if job["mode"] == "probe" else run(job)
+        answer = run(job, channel)
     except ProgramFailure as failure:
         answer = {"ok": False, "failure": failure.code, "reason": failure.reason}
     _ballast = None
-    payload = json.dumps(answer, allow_nan=False).encode()
-    with os.fdopen(result_fd, "wb", closefd=True) as channel:
-        channel.write(payload)
+    channel.write(json.dumps(answer, allow_nan=False).encode())
+    channel.close()
     sys.stdout.flush()
     sys.stderr.flush()
     # Skip interpreter teardown: it would run the program's atexit hooks and finalizers.

@@ -32,7 +32,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from kvopt.bench import cgroups, landlock
+from kvopt.bench import cgroups, landlock, syscalls
 from kvopt.model import KvoptError
 
 LEVELS = ("namespaces", "landlock", "none")
@@ -47,16 +47,23 @@ class Isolation:
 
     ``level``: one of ``LEVELS``; ``bwrap``: path of the bubblewrap binary (level
     ``namespaces``); ``landlock_abi``: 0 when Landlock is not used;
-    ``tree_limits``: ``cgroup-v2``, ``cgroup-v1`` or ``rlimit``.
+    ``tree_limits``: ``cgroup-v2``, ``cgroup-v1`` or ``rlimit``; ``seccomp``: the
+    child installs kvopt's seccomp filter and drops its capabilities (else
+    ``seccomp_problem`` says why not: only capabilities are dropped then).
     """
 
     level: str
     bwrap: str = ""
     landlock_abi: int = 0
     tree_limits: str = "rlimit"
+    seccomp: bool = False
+    seccomp_problem: str = ""
+    seccomp_libraries: str = ""
 
     def to_json(self) -> dict[str, object]:
-        return {"level": self.level, "landlock_abi": self.landlock_abi, "tree_limits": self.tree_limits}
+        return {"level": self.level, "landlock_abi": self.landlock_abi, "tree_limits": self.tree_limits,
+                "seccomp": self.seccomp, "seccomp_problem": self.seccomp_problem or None,
+                "capabilities": "dropped" if self.level != "none" else "kept"}
 
 
 NO_ISOLATION_WARNING = ("kvopt: warning: --no-isolation: programs run without containment; they can read and "
@@ -73,7 +80,9 @@ def describe(isolation: dict[str, object] | None) -> str:
     text = "bubblewrap namespaces" if level == "namespaces" else "Landlock only (no user namespaces)"
     if level == "namespaces" and isolation.get("landlock_abi"):
         text += f" + Landlock ABI {isolation['landlock_abi']}"
-    return f"{text}; tree limits: {isolation.get('tree_limits')}"
+    text += " + seccomp filter" if isolation.get("seccomp") else \
+        f" + NO seccomp filter ({isolation.get('seccomp_problem') or 'not installed'})"
+    return f"{text}; no capabilities; tree limits: {isolation.get('tree_limits')}"
 
 
 def bwrap_binary() -> str | None:
@@ -118,23 +127,28 @@ def interpreter_paths() -> list[str]:
     return paths
 
 
-def bwrap_prefix(bwrap: str, tmpfs_bytes: int, readable: list[str] = ()) -> list[str]:
+def bwrap_prefix(bwrap: str, tmpfs_bytes: int, readable: list[str] = (), hidden: list[str] = ()) -> list[str]:
     """The bubblewrap command line before the program's own argv (see the module docstring).
 
     ``readable``: paths under ``/tmp`` the program must still see (its file and
     folder), bound read-only over the private tmpfs, as are this interpreter,
-    its packages and kvopt's child script when they live there.
+    its packages and kvopt's child script when they live there.  ``hidden``:
+    folders outside ``/tmp`` covered by an empty tmpfs (the run's call folders,
+    when ``TMPDIR`` is elsewhere).
     """
     binds = [arg for path in hidden_paths([*interpreter_paths(), *readable]) for arg in ("--ro-bind", path, path)]
+    covers = [arg for path in hidden if not os.path.realpath(path).startswith(SANDBOX_WORK + "/")
+              for arg in ("--tmpfs", os.path.realpath(path))]
     return [
         bwrap,
         "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
         "--size", str(tmpfs_bytes), "--tmpfs", SANDBOX_WORK,
+        *covers,
         *binds,
         "--remount-ro", "/dev",
         "--chdir", SANDBOX_WORK,
@@ -190,10 +204,13 @@ def resolve_isolation(requested: str = "auto") -> Isolation:
     bwrap = bwrap_binary()
     ns_problem = bwrap_problem(bwrap)
     abi = landlock.abi_version()
+    filter_problem = syscalls.available()
+    filters = {"seccomp": filter_problem is None, "seccomp_problem": filter_problem or "",
+               "seccomp_libraries": syscalls.libraries() if filter_problem is None else ""}
     if requested in ("auto", "namespaces") and ns_problem is None:
-        return Isolation("namespaces", bwrap or "", abi, tree_limits_name())
+        return Isolation("namespaces", bwrap or "", abi, tree_limits_name(), **filters)
     if requested in ("auto", "landlock") and abi >= 1:
-        return Isolation("landlock", "", abi, tree_limits_name())
+        return Isolation("landlock", "", abi, tree_limits_name(), **filters)
     missing = []
     if requested in ("auto", "namespaces"):
         missing.append(f"namespaces: {ns_problem}")

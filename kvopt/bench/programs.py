@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ast
 import os
+import random
 import re
 import signal
 from dataclasses import dataclass
@@ -87,6 +88,7 @@ class ProgramOutcome:
     seconds: float
     stdout_tail: str = ""
     stderr_tail: str = ""
+    cpu_seconds: float | None = None
 
 
 class OpaqueGpuId:
@@ -197,16 +199,26 @@ def probe_program(spec: ProgramSpec, limits: Limits) -> ProgramInfo:
     """
     if spec.kind == "heuristic":
         return ProgramInfo("heuristic", True)
-    job = {"mode": "probe", "kind": spec.kind, "target": spec.target, "sys_path": program_sys_path(spec)}
-    run = run_child(job, limits)
-    outcome = interpret_failure(run, limits)
-    if outcome is not None:
+    # The probe is a run like any other, on a decoy instance: the program cannot tell it apart
+    # (so it cannot do untimed work there); the parent stops it once the interface is known.
+    run = run_child(program_job(spec, decoy_instance()), limits, interface_only=True)
+    interface = run.interface or {}
+    style, accepts_gpu_mem = interface.get("style"), interface.get("accepts_gpu_mem")
+    if style is None:
+        outcome = interpret_failure(run, limits) or ("bad_output", "no interface line on the answer channel")
         raise KvoptError(f"{spec.label}: cannot load the program: {clean_text(outcome[1])}")
-    answer = run.answer or {}
-    style, accepts_gpu_mem = answer.get("style"), answer.get("accepts_gpu_mem")
     if style not in ("prism", "instance") or not isinstance(accepts_gpu_mem, bool):
         raise KvoptError(f"{spec.label}: cannot load the program: the answer channel held an unexpected probe answer")
     return ProgramInfo(style, accepts_gpu_mem)
+
+
+def decoy_instance() -> Instance:
+    """A fresh random instance shaped like an adrs50 case (5-9 GPUs of 80 GB, ``model_j`` names)."""
+    rng = random.SystemRandom()
+    gpus = rng.randint(5, 9)
+    models = [{"name": f"model_{j}", "size_gb": rng.randint(10, 29), "req_rate": rng.randint(1, 9),
+               "slo": rng.randint(5, 9)} for j in range(2 * gpus)]
+    return Instance.build(models, [80] * gpus, name=f"case_{rng.randint(0, 99):02d}")
 
 
 def unsupported_reason(info: ProgramInfo, instance: Instance) -> str | None:
@@ -221,7 +233,7 @@ def program_job(spec: ProgramSpec, instance: Instance) -> dict[str, Any]:
     from kvopt.io import instance_to_dict
 
     return {
-        "mode": "run", "kind": spec.kind, "target": spec.target, "sys_path": program_sys_path(spec),
+        "kind": spec.kind, "target": spec.target, "sys_path": program_sys_path(spec),
         "gpu_num": instance.num_gpus,
         "gpu_mem": list(instance.gpu_mem_gb),
         "models": [{"model_name": m.name, "model_size": m.size_gb, "req_rate": m.req_rate, "slo": m.slo,
@@ -239,7 +251,8 @@ def run_program(spec: ProgramSpec, instance: Instance, limits: Limits) -> Progra
     run = run_child(program_job(spec, instance), limits)
     failure = interpret_failure(run, limits)
     tails = {"stdout_tail": clean_text(run.stdout_tail, OUTPUT_TAIL_CHARS, keep_newlines=True),
-             "stderr_tail": clean_text(run.stderr_tail, OUTPUT_TAIL_CHARS, keep_newlines=True)}
+             "stderr_tail": clean_text(run.stderr_tail, OUTPUT_TAIL_CHARS, keep_newlines=True),
+             "cpu_seconds": run.cpu_seconds}
     if failure is not None:
         return ProgramOutcome(None, failure[0], clean_text(failure[1]), run.seconds, **tails)
     answer = run.answer or {}
@@ -254,17 +267,22 @@ def run_program(spec: ProgramSpec, instance: Instance, limits: Limits) -> Progra
     return ProgramOutcome(gpu_lists, None, None, run.seconds, **tails)
 
 
-# Failure codes the child may report; any other code on the channel is the program forging one.
-CHILD_FAILURES = frozenset({"bad_program", "no_function", "exit", "memory", "exception", "not_dict", "bad_output",
-                            "foreign_object", "no_placement", "sandbox"})
+# Failure codes the child may report, all about the program itself.  The ones that blame
+# containment ("sandbox", "timeout", "memory", "killed") come only from what the parent
+# observed: on the channel, which the program can write, they are forged (bad_output).
+CHILD_FAILURES = frozenset({"bad_program", "no_function", "exit", "exception", "not_dict", "bad_output",
+                            "foreign_object", "no_placement"})
 
 
 def interpret_failure(run: ChildRun, limits: Limits) -> tuple[str, str] | None:
     """``(failure code, reason)`` for a child that did not return an answer with ``ok``; else ``None``."""
+    if run.sandbox_failure is not None:
+        return "sandbox", run.sandbox_failure
     if run.timed_out:
         return "timeout", f"timed out after {limits.timeout_s:g} s (every process of the call killed)"
     if run.memory_exceeded:
-        return "memory", f"exceeded the memory limit of {limits.memory_mb} MB (all its processes together)"
+        return "memory", (f"ran out of memory: exceeded the limit of {limits.memory_mb} MB "
+                          "(all its processes together)")
     if run.answer is not None:
         if run.answer.get("ok") is True:
             return None
@@ -274,8 +292,6 @@ def interpret_failure(run: ChildRun, limits: Limits) -> tuple[str, str] | None:
         return code, reason
     if run.channel_error is not None:
         return "bad_output", f"{run.channel_error} (exit code {run.returncode})"
-    if "MemoryError" in run.stderr_tail:
-        return "memory", f"ran out of memory (limit {limits.memory_mb} MB) and exited"
     code = run.returncode
     if code is not None and code < 0:
         name = _signal_name(-code)

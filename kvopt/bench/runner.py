@@ -313,9 +313,11 @@ def run_program_task(base: dict[str, Any], instance: Instance, spec: ProgramSpec
     """A user program in the sandbox; its answer is validated here."""
     outcome = run_program(spec, instance, limits)
     tails = {"stdout_tail": outcome.stdout_tail, "stderr_tail": outcome.stderr_tail}
+    # The CPU time of the call's whole process tree, beside its wall time (busy workers show here).
+    cpu = {"cpu_seconds": outcome.cpu_seconds}
     if outcome.gpu_lists is None:
-        return failed(base, outcome.failure or "error", outcome.reason or "failed", outcome.seconds, **tails)
-    record = validated(base, instance, outcome.gpu_lists, outcome.seconds)
+        return failed(base, outcome.failure or "error", outcome.reason or "failed", outcome.seconds, **tails, **cpu)
+    record = validated(base, instance, outcome.gpu_lists, outcome.seconds, **cpu)
     if not record["valid"]:
         record.update(tails)
     return record

@@ -24,6 +24,7 @@ removes those of an evaluator that was killed.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import json
 import math
@@ -39,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from kvopt.bench import cgroups
 from kvopt.bench.isolation import (SANDBOX_WORK, Isolation, bwrap_prefix, resolve_isolation,
@@ -56,6 +57,8 @@ MIN_MEMORY_MB = 256
 OUTPUT_LIMIT_MB = 64
 # Processes and threads of one call, all together (cgroup pids.max / RLIMIT_NPROC headroom).
 MAX_TASKS = 64
+# CPUs one call may use, all its processes together (cgroup cpu.max / cfs quota).
+CPUS_PER_CALL = 1
 ANSWER_LIMIT_BYTES = 4 << 20
 ANSWER_MAX_DEPTH = 32
 TAIL_CHARS = 2000
@@ -104,7 +107,11 @@ class ChildRun:
     nothing); ``channel_error`` says why an answer could not be decoded;
     ``returncode`` is negative for death by signal; ``seconds`` is the parent's
     measure of the program's time (ready byte to exit); ``memory_exceeded`` says
-    the call's control group hit its memory limit.
+    the call's control group hit its memory limit; ``interface`` is the first
+    line of the channel (the function's style, as the child read it);
+    ``sandbox_failure`` is the child's report, on the ready pipe the program never
+    holds, that it could not confine itself; ``cpu_seconds`` is the CPU time of
+    the call's whole process tree (its control group), ``None`` without one.
     """
 
     answer: dict[str, Any] | None
@@ -115,6 +122,9 @@ class ChildRun:
     stdout_tail: str
     stderr_tail: str
     memory_exceeded: bool = False
+    interface: dict[str, Any] | None = None
+    sandbox_failure: str | None = None
+    cpu_seconds: float | None = None
 
 
 def child_environment(work_dir: str) -> dict[str, str]:
@@ -148,10 +158,16 @@ def user_process_count() -> int:
 
 
 def prepare_child(memory_bytes: int, output_bytes: int, nproc: int, group: cgroups.CallGroup | None) -> None:
-    """Runs in the child between fork and exec: limits it cannot raise, its control group, death with us."""
+    """Runs in the child between fork and exec: limits it cannot raise, its control group, death with us.
+
+    With a control group the memory limit is the group's alone (no ``RLIMIT_AS``),
+    so running out of memory is something the parent observes (the group's OOM
+    events), never a ``MemoryError`` the program could raise itself.
+    """
     if group is not None:
         group.add(os.getpid())
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    else:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes, output_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if nproc > 0:
@@ -222,15 +238,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name}")
 
 
-def wait_for_exit(proc: subprocess.Popen, ready_fd: int, timeout_s: float) -> tuple[bool, float | None, float]:
-    """``(timed_out, ready time, end time)`` (``time.perf_counter`` clock) of the child.
+@dataclass
+class Waited:
+    """How a call ended, as the parent saw it (``time.perf_counter`` clock)."""
+
+    timed_out: bool = False
+    ready_at: float | None = None
+    end_at: float = 0.0
+    ready_note: bytes = b""
+
+
+def wait_for_exit(proc: subprocess.Popen, ready_fd: int, timeout_s: float,
+                  stop_when: Callable[[], bool] | None = None) -> Waited:
+    """Wait for the child's exit (or the timeout, or ``stop_when()``), noting when it was ready.
 
     Waits on the ready pipe and on a pidfd of the child together, so the parent
-    notes both moments without polling.
+    notes both moments without polling; ``stop_when`` is polled every 10 ms.
     """
     start = time.perf_counter()
     deadline = start + timeout_s
-    ready_at: float | None = None
+    out = Waited()
     try:
         pidfd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
@@ -241,18 +268,22 @@ def wait_for_exit(proc: subprocess.Popen, ready_fd: int, timeout_s: float) -> tu
             selector.register(pidfd, selectors.EVENT_READ, "exit")
         try:
             while True:
-                if proc.poll() is not None:
-                    return False, ready_at, time.perf_counter()
+                if proc.poll() is not None or (stop_when is not None and stop_when()):
+                    out.end_at = time.perf_counter()
+                    return out
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
-                    return True, ready_at, time.perf_counter()
+                    out.timed_out, out.end_at = True, time.perf_counter()
+                    return out
                 wait_s = remaining if pidfd is not None else min(remaining, 0.005)
+                if stop_when is not None:
+                    wait_s = min(wait_s, 0.01)
                 for key, _ in selector.select(wait_s):
                     if key.data == "ready":
-                        if ready_at is None:
-                            ready_at = time.perf_counter()
-                        # One byte is all kvopt's child writes; the pipe is done either way.
-                        os.read(ready_fd, 1)
+                        if out.ready_at is None:
+                            out.ready_at = time.perf_counter()
+                        # "R", or "S" and why confinement failed: one write, then the child closes it.
+                        out.ready_note = os.read(ready_fd, 512)
                         selector.unregister(ready_fd)
         finally:
             if pidfd is not None:
@@ -267,25 +298,84 @@ def readable_paths(job: dict[str, Any]) -> list[str]:
     return paths
 
 
+def confinement_layers(isolation: Isolation) -> str:
+    """What the child applies to itself: ``landlock``, ``caps``, ``seccomp`` (comma-separated), or ``-``."""
+    if isolation.level == "none":
+        return "-"
+    layers = (["landlock"] if isolation.landlock_abi else []) + ["caps"] + ([f"seccomp:{isolation.seccomp_libraries}"] if isolation.seccomp else [])
+    return ",".join(layers)
+
+
 def child_command(isolation: Isolation, answer_fd: int, ready_fd: int, work_dir: str,
-                  tmpfs_bytes: int, readable: list[str]) -> list[str]:
+                  tmpfs_bytes: int, readable: list[str], hidden: list[str] = ()) -> list[str]:
     """argv of one call: ``child.py`` under bubblewrap or directly (Landlock or nothing inside)."""
-    landlock = "1" if isolation.landlock_abi and isolation.level != "none" else "0"
+    layers = confinement_layers(isolation)
     if isolation.level == "namespaces":
-        return [*bwrap_prefix(isolation.bwrap, tmpfs_bytes, readable), sys.executable, "-s", "-P", str(CHILD_SCRIPT),
-                str(answer_fd), str(ready_fd), landlock, SANDBOX_WORK]
-    return [sys.executable, "-s", "-P", str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), landlock, work_dir]
+        return [*bwrap_prefix(isolation.bwrap, tmpfs_bytes, readable, hidden), sys.executable, "-s", "-P",
+                str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), layers, SANDBOX_WORK]
+    return [sys.executable, "-s", "-P", str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), layers, work_dir]
 
 
-def run_child(job: dict[str, Any], limits: Limits) -> ChildRun:
-    """Run ``child.py`` on ``job`` (sent on stdin) under ``limits``; never raises for program faults."""
+RUN_FOLDER_ENV = "KVOPT_RUN_FOLDER"
+
+
+def run_folder() -> Path:
+    """The evaluator run's private folder (mode 0700) holding its calls' folders.
+
+    Made by the first process of the run that needs it and named in its
+    environment, so the worker processes it starts later use the same one;
+    removed when that process exits.  Under bubblewrap it is hidden behind an
+    empty tmpfs, and Landlock makes it unreadable, in every call's sandbox —
+    whatever ``TMPDIR`` is.
+    """
+    named = os.environ.get(RUN_FOLDER_ENV, "")
+    if named and Path(named).is_dir():
+        return Path(named)
+    folder = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
+    os.environ[RUN_FOLDER_ENV] = str(folder)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def folders_with_calls(base: Path) -> list[Path]:
+    """Where evaluators keep call folders: this run's temporary folder, and ``/tmp`` (the default)."""
+    return sorted({base.parent, Path("/tmp")})
+
+
+def call_folders(parent: Path) -> list[str]:
+    """Every evaluator's call folder in ``parent`` now (``kvopt-run-*``): what a sandbox must not see."""
+    try:
+        return sorted(str(e) for e in parent.iterdir() if e.name.startswith(RUN_PREFIX) and e.is_dir())
+    except OSError:
+        return []
+
+
+def split_channel(raw: bytes) -> tuple[dict[str, Any] | None, bytes]:
+    """``(interface line decoded, the rest)`` of the answer channel; the interface is ``None`` if garbled."""
+    head, newline, body = raw.partition(b"\n")
+    if not newline:
+        return None, raw
+    try:
+        interface = json.loads(head.decode("utf-8")) if len(head) < 4096 else None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        interface = None
+    return (interface if isinstance(interface, dict) else None), body
+
+
+def run_child(job: dict[str, Any], limits: Limits, *, interface_only: bool = False) -> ChildRun:
+    """Run ``child.py`` on ``job`` (sent on stdin) under ``limits``; never raises for program faults.
+
+    ``interface_only`` (the probe): the call is stopped as soon as the child has
+    sent the function's interface; the child itself does what it does in any call.
+    """
     isolation = limits.resolved()
     memory_bytes = int(limits.memory_mb) << 20
     output_bytes = int(limits.output_mb) << 20
     hierarchies = tree_hierarchies() if isolation.level != "none" else ()
-    group = cgroups.create_group(hierarchies, memory_bytes, MAX_TASKS) if hierarchies else None
+    group = cgroups.create_group(hierarchies, memory_bytes, MAX_TASKS, CPUS_PER_CALL) if hierarchies else None
     nproc = 0 if group is not None or isolation.level == "none" else user_process_count() + MAX_TASKS
-    folder = Path(tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-"))
+    base = run_folder()
+    folder = Path(tempfile.mkdtemp(prefix="call-", dir=base))
     ready_read, ready_write = os.pipe()
     try:
         job_path = folder / "job.json"
@@ -296,15 +386,18 @@ def run_child(job: dict[str, Any], limits: Limits) -> ChildRun:
                 (folder / "stderr").open("w+b") as stderr, (folder / "answer").open("w+b") as answer_file:
             answer_fd = answer_file.fileno()
             proc = subprocess.Popen(
-                child_command(isolation, answer_fd, ready_write, str(work), output_bytes, readable_paths(job)),
+                child_command(isolation, answer_fd, ready_write, str(work), output_bytes, readable_paths(job),
+                              [f for parent in folders_with_calls(base) for f in call_folders(parent)]),
                 stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=(answer_fd, ready_write), cwd=work,
-                env=child_environment(str(work)), start_new_session=True, close_fds=True,
+                env={**child_environment(str(work)),
+                     "KVOPT_HIDDEN_FOLDERS": os.pathsep.join(str(f) for f in folders_with_calls(base))}, start_new_session=True, close_fds=True,
                 preexec_fn=partial(prepare_child, memory_bytes, output_bytes, nproc, group),
             )
             os.close(ready_write)
             ready_write = -1
+            stop_when = partial(channel_has_line, answer_fd) if interface_only else None
             try:
-                timed_out, ready_at, end_at = wait_for_exit(proc, ready_read, limits.timeout_s)
+                waited = wait_for_exit(proc, ready_read, limits.timeout_s, stop_when)
             finally:
                 # bwrap's PID namespace takes every process of the call with it; the group
                 # and the session catch what a weaker level leaves.
@@ -312,14 +405,20 @@ def run_child(job: dict[str, Any], limits: Limits) -> ChildRun:
                 if group is not None:
                     group.kill()
                 proc.wait()
-            start_at = ready_at if ready_at is not None else end_at
+            start_at = waited.ready_at if waited.ready_at is not None else waited.end_at
             answer_file.seek(0)
-            raw = answer_file.read(ANSWER_LIMIT_BYTES + 1)
-            answer, channel_error = (None, None) if timed_out else decode_answer(raw)
+            interface, body = split_channel(answer_file.read(ANSWER_LIMIT_BYTES + 1))
+            # The probe stops the call once the interface is there: what follows is not an answer.
+            stopped = waited.timed_out or (interface_only and interface is not None)
+            answer, channel_error = (None, None) if stopped else decode_answer(body)
+            note = waited.ready_note
             return ChildRun(answer=answer, channel_error=channel_error, returncode=exit_code(proc, isolation),
-                            timed_out=timed_out, seconds=max(0.0, end_at - start_at),
+                            timed_out=waited.timed_out and not (interface_only and interface is not None),
+                            seconds=max(0.0, waited.end_at - start_at),
                             stdout_tail=read_tail(stdout), stderr_tail=read_tail(stderr),
-                            memory_exceeded=group is not None and group.oom_killed())
+                            memory_exceeded=group is not None and group.oom_killed(), interface=interface,
+                            sandbox_failure=note[1:].decode("utf-8", "replace") if note.startswith(b"S") else None,
+                            cpu_seconds=group.cpu_seconds() if group is not None else None)
     finally:
         if ready_write >= 0:
             os.close(ready_write)
@@ -327,6 +426,14 @@ def run_child(job: dict[str, Any], limits: Limits) -> ChildRun:
         if group is not None:
             group.remove()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def channel_has_line(answer_fd: int) -> bool:
+    """Whether the answer file (the parent's descriptor) holds a complete first line yet."""
+    try:
+        return b"\n" in os.pread(answer_fd, 4096, 0)
+    except OSError:
+        return False
 
 
 def exit_code(proc: subprocess.Popen, isolation: Isolation) -> int | None:
