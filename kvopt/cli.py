@@ -532,8 +532,10 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
                        description="Run PROGRAM on every case of the suites (each call in a separate, limited "
                                    "process) and report per case: valid or why not, peak KVPR, reference "
                                    "optimum, gap. Exit 0 when every case is valid, 1 otherwise, 2 for bad input.")
-    p.add_argument("program", help="PROGRAM.py defining compute_model_placement(gpu_num, models), "
-                                   "a kvopt heuristic name (greedy, pipeline), or pkg.module:function")
+    p.add_argument("program", nargs="+",
+                   help="PROGRAM.py defining compute_model_placement(gpu_num, models), "
+                        "a kvopt heuristic name (greedy, pipeline), or pkg.module:function; several "
+                        "programs or a folder of them are evaluated in one run and ranked by score")
     p.add_argument("--suite", action="append", help="suite name or folder of instance files "
                                                     "(repeatable; default: adrs50)")
     add_containment_options(p)
@@ -544,12 +546,16 @@ def add_evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local processes, or Ray tasks (needs `pip install kvopt[ray]`; default: local)")
     p.add_argument("--address", help="Ray cluster address for --executor ray (default: start a local Ray)")
-    p.add_argument("--json", action="store_true", help="print {summary, cases} as JSON")
+    p.add_argument("--no-cache", action="store_true",
+                   help="with several programs: run every one, even those already scored with the same source, "
+                        "suites and settings (default: reuse the user cache, ~/.cache/kvopt/evaluations)")
+    p.add_argument("--json", action="store_true", help="print {summary, cases} as JSON (several programs: "
+                                                       "{programs: ranked rows, ...})")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from kvopt.bench.evaluate import all_valid, evaluate_program, evaluation_json, format_evaluation
+    from kvopt.bench.evaluate import all_valid, evaluate_program, evaluation_json, format_evaluation, program_files
     from kvopt.bench.executors import interrupts_raise, make_executor
     from kvopt.bench.progress import progress_wanted
     from kvopt.bench.results import RunInterrupted, dumps
@@ -558,9 +564,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise KvoptError(f"--jobs: must be >= 1, got {args.jobs}")
     settings = RunSettings(limits_from(args), exact_time_limit_s=args.time_limit)
+    programs = program_files(args.program)
+    if len(programs) > 1 or Path(args.program[0]).is_dir():
+        return evaluate_generation(args, programs, settings)
     try:
         with interrupts_raise():
-            document = evaluate_program(args.program, args.suite or ["adrs50"], settings,
+            document = evaluate_program(programs[0], args.suite or ["adrs50"], settings,
                                         isolation=isolation_from(args),
                                         executor=make_executor(args.executor, args.jobs, args.address),
                                         progress=progress_wanted(args.json), solve_missing=args.solve_missing)
@@ -571,6 +580,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if failed is not None:
         return failed
     return EXIT_OK if all_valid(document) else EXIT_FAILED
+
+
+def evaluate_generation(args: argparse.Namespace, programs: list[str], settings: Any) -> int:
+    """``kvopt evaluate A.py B.py ...``: one run (trusted state loaded once, one pool, the cache), a ranked table.
+
+    Exit 0 when every program loaded and every case of every program is valid, else 1.
+    """
+    from kvopt.bench import evaluate as bench_evaluate
+    from kvopt.bench.executors import interrupts_raise, make_executor
+    from kvopt.bench.progress import progress_wanted
+    from kvopt.bench.results import RunInterrupted, dumps
+
+    try:
+        with interrupts_raise():
+            out = bench_evaluate.evaluate_generation(
+                programs, args.suite or ["adrs50"], settings, isolation=isolation_from(args),
+                use_cache=not args.no_cache, executor=make_executor(args.executor, args.jobs, args.address),
+                progress=progress_wanted(args.json), solve_missing=args.solve_missing)
+    except RunInterrupted as stop:
+        return report_interruption(stop)
+    rows = out["programs"]
+    print(dumps(out) if args.json else bench_evaluate.format_ranking(rows, out["isolation"], out["wall_seconds"]))
+    if out["integrity"] is not None:
+        failed = integrity_exit(out)
+        if failed is not None:
+            return failed
+    return EXIT_OK if all(r["loaded"] and r["valid"] == r["cases"] for r in rows) else EXIT_FAILED
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:

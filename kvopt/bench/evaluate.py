@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import sys
+import time
+from pathlib import Path
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +19,7 @@ from kvopt.bench.executors import Executor
 from kvopt.bench.programs import probe_program, resolve_program
 from kvopt.bench.results import RunInterrupted, method_records, run_benchmark
 from kvopt.bench.runner import MethodSpec, RunSettings, method_from_name, method_from_spec
-from kvopt.bench.sandbox import sweep_stale
+from kvopt.bench.sandbox import run_folder, sweep_stale
 from kvopt.bench.trust import TrustedState, changed_code, load_trusted
 from kvopt.bench.isolation import NO_ISOLATION_WARNING, describe, resolve_isolation
 from kvopt.model import KvoptError
@@ -39,8 +41,13 @@ def judge(
     progress: bool = False,
     solve_missing: bool = False,
     command: str | None = None,
+    keep_going: bool = False,
 ) -> dict[str, Any]:
     """Run built-in methods and untrusted programs on the suites; the results document.
+
+    ``keep_going``: a program that cannot be loaded is listed in the document's
+    ``load_failures`` (``{"program", "reason"}``) instead of stopping the run
+    (a generation of evolved programs).
 
     Trusted state first (``kvopt.bench.trust``): the suites, references and
     scoring code are loaded and fingerprinted before any program is probed; each
@@ -58,13 +65,25 @@ def judge(
         settings = replace(settings, limits=replace(settings.limits, isolation=resolve_isolation(isolation)))
         if settings.limits.isolation.level == "none":
             print(NO_ISOLATION_WARNING, file=sys.stderr)
-    methods += [method_from_spec(spec, probe_program(spec, settings.limits)) for spec in specs]
+    if specs:
+        run_folder()  # before any worker starts: they share it
+    load_failures: list[dict[str, str]] = []
+    for spec in specs:
+        try:
+            methods.append(method_from_spec(spec, probe_program(spec, settings.limits)))
+        except KvoptError as exc:
+            if not keep_going:
+                raise
+            load_failures.append({"program": spec.label, "reason": str(exc)})
+    if not methods:
+        raise KvoptError("no program could be loaded: " + "; ".join(f["reason"] for f in load_failures))
     try:
         document = run_benchmark(state.suites, methods, settings, executor=executor, progress=progress,
                                  solve_missing=solve_missing, command=command)
     except RunInterrupted as stop:
         seal(stop.document, state)
         raise
+    document["load_failures"] = load_failures
     return seal(document, state)
 
 
@@ -89,6 +108,112 @@ def evaluate_program(program: str, suites: Sequence[str] = DEFAULT_SUITES, setti
         reasons = sorted({s["reason"] for s in document["skipped"]})
         raise KvoptError(f"{program}: no case to run ({'; '.join(reasons) or 'the suites are empty'})")
     return document
+
+
+def program_files(arguments: Sequence[str]) -> list[str]:
+    """The programs named: files, import paths and heuristic names as given, a folder as its ``*.py`` files."""
+    out: list[str] = []
+    for text in arguments:
+        folder = Path(text)
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.glob("*.py") if not p.name.startswith("_"))
+            if not found:
+                raise KvoptError(f"{text}: folder holds no program files (*.py)")
+            out += found
+        else:
+            out.append(text)
+    if len(set(out)) != len(out):
+        raise KvoptError("programs: each program may be named once")
+    return out
+
+
+def ranking(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per program, best first: ``combined_score`` (``kvopt.bench.fitness``), then the summary.
+
+    Programs that could not be loaded rank last with score 0.
+    """
+    from kvopt.bench.fitness import combined_score
+
+    rows = []
+    for method in document["methods"]:
+        name = method["name"]
+        records = method_records(document, name)
+        summary = document["summary"][name]
+        rows.append({"program": name, "combined_score": combined_score(records), "loaded": True,
+                     "reason": None, **{k: summary[k] for k in SUMMARY_KEYS}, "failures": summary["failures"]})
+    for failure in document.get("load_failures", []):
+        rows.append({"program": failure["program"], "combined_score": 0.0, "loaded": False,
+                     "reason": failure["reason"], **{k: None for k in SUMMARY_KEYS}, "failures": {}})
+    return ranked(rows)
+
+
+def ranked(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows sorted best first (score, then name) with ``rank`` set."""
+    out = sorted((dict(r) for r in rows), key=lambda r: (-r["combined_score"], r["program"]))
+    for rank, row in enumerate(out, 1):
+        row["rank"] = rank
+    return out
+
+
+def format_ranking(ranked_rows: Sequence[Mapping[str, Any]], isolation: Mapping[str, Any] | None,
+                   wall_seconds: float) -> str:
+    """The ranked table of a multi-program evaluation, for people."""
+    rows = []
+    for r in ranked_rows:
+        if not r["loaded"]:
+            rows.append([r["rank"], r["program"], "0", "-", "-", "-", "-", "-", "not loaded"])
+            continue
+        rows.append([r["rank"], r["program"], f"{r['combined_score']:.4f}", f"{r['valid']}/{r['cases']}",
+                     r["optimal"], format_percent(r["mean_gap"]), format_percent(r["max_gap"]),
+                     f"{r['seconds']:.2f}", ", ".join(f"{k} {v}" for k, v in r["failures"].items())])
+    lines = [format_table(["rank", "program", "score", "valid", "optimal", "mean gap", "max gap", "seconds",
+                           "failures"], rows, align="rlrrrrrrl")]
+    for r in ranked_rows:
+        if not r["loaded"]:
+            lines.append(f"  {r['program']}: {r['reason']}")
+    cached = sum(1 for r in ranked_rows if r.get("cached"))
+    lines.append(f"isolation      {describe(isolation)}")
+    lines.append(f"wall time      {wall_seconds:.1f} s" + (f" ({cached} program(s) from the cache)" if cached else ""))
+    return "\n".join(lines)
+
+
+def evaluate_generation(programs: Sequence[str], suites: Sequence[str], settings: RunSettings, *,
+                        isolation: str = "auto", use_cache: bool = True, **options: Any) -> dict[str, Any]:
+    """Score many programs in one run: ``{"programs": ranked rows, "isolation", "suites", "wall_seconds", ...}``.
+
+    Trusted state is loaded once and one executor runs every call; a program file
+    whose key (``kvopt.bench.cache``) was scored before is not run again (never
+    with ``--no-isolation``).  A program that cannot be loaded ranks last with 0.
+    """
+    from kvopt.bench import cache
+
+    start = time.perf_counter()
+    if settings.limits.isolation is None and isolation != "none":
+        settings = replace(settings, limits=replace(settings.limits, isolation=resolve_isolation(isolation)))
+    use_cache = use_cache and settings.limits.isolation is not None and settings.limits.isolation.level != "none"
+    keys: dict[str, str | None] = {}
+    rows: list[dict[str, Any]] = []
+    if use_cache:
+        trusted = load_trusted(suites).to_json()
+        for program in programs:
+            keys[program] = cache.program_key(program, trusted, settings.to_json()) if Path(program).is_file() else None
+            row = cache.load_row(keys[program]) if keys[program] else None
+            if row is not None:
+                rows.append({**row, "program": program, "cached": True})
+    to_run = [p for p in programs if p not in {r["program"] for r in rows}]
+    document: dict[str, Any] = {}
+    if to_run:
+        document = judge(suites, (), to_run, settings, isolation=isolation, keep_going=True, **options)
+        for row in ranking(document):
+            key = keys.get(row["program"])
+            if key and document.get("integrity", {}).get("ok", True):
+                cache.store_row(key, {k: v for k, v in row.items() if k != "rank"})
+            rows.append({**row, "cached": False})
+    isolation_json = settings.limits.isolation.to_json() if settings.limits.isolation else \
+        document.get("settings", {}).get("isolation")
+    return {"programs": ranked(rows), "isolation": isolation_json, "suites": list(suites),
+            "wall_seconds": time.perf_counter() - start, "integrity": document.get("integrity"),
+            "cached": sum(1 for r in rows if r["cached"])}
 
 
 def integrity_problem(document: Mapping[str, Any]) -> str | None:
@@ -119,7 +244,7 @@ def evaluation_json(document: Mapping[str, Any]) -> dict[str, Any]:
             "reference_status": r["reference_status"], "reference_source": r["reference_source"],
             "reference_missing": r["reference_missing"],
             "lower_bound": r["reference_bound"] if r["reference_status"] != "optimal" else None,
-            "gap": r["gap"], "optimal": r["optimal"], "seconds": r["seconds"],
+            "gap": r["gap"], "optimal": r["optimal"], "seconds": r["seconds"], "cpu_seconds": r.get("cpu_seconds"),
             "num_models": r["num_models"], "num_gpus": r["num_gpus"], "gpu_of": r["gpu_of"],
         })
     return {"summary": out_summary, "cases": cases, "skipped": document["skipped"]}
