@@ -13,7 +13,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -609,6 +609,69 @@ def evaluate_generation(args: argparse.Namespace, programs: list[str], settings:
     return EXIT_OK if all(r["loaded"] and r["valid"] == r["cases"] for r in rows) else EXIT_FAILED
 
 
+def add_evaluator_parser(sub: argparse._SubParsersAction) -> None:
+    p = _parser(sub, "evaluator", "write the evaluator file of an evolution framework (OpenEvolve, ShinkaEvolve)",
+                "Write the file an evolution framework loads as its evaluator: two lines that import kvopt's "
+                "(kvopt.integrations). Every program it scores runs in the sandbox of `kvopt evaluate`. Settings "
+                "given here are written into the file; KVOPT_* environment variables override them at run time.")
+    p.add_argument("--framework", choices=["openevolve", "shinka"], required=True,
+                   help="openevolve: evaluator_file with evaluate/evaluate_stage1/evaluate_stage2; shinka: the "
+                        "evaluate.py that Shinka runs with --program_path and --results_dir")
+    p.add_argument("--out", required=True, help="the file to write, e.g. evaluator.py")
+    p.add_argument("--suites", help="comma-separated suites of the full evaluation "
+                                    "(default: adrs50,tight,dense,llm,hetero,small)")
+    p.add_argument("--timeout", type=float, help="wall seconds per program call (default: 10)")
+    p.add_argument("--memory-mb", type=int, help="memory per program call in MB (default: 2048)")
+    p.add_argument("--score", choices=["gap", "adrs"],
+                   help="what combined_score is: gap = kvopt's gap-based score, adrs = the prism evaluator's "
+                        "1/mean(peak) + success rate on adrs50 (default: gap)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_evaluator)
+
+
+def evaluator_source(framework: str, settings: Mapping[str, Any]) -> str:
+    """The two lines of an evaluator file (``settings``: ``LoopConfig`` fields to bake in)."""
+    if framework == "shinka":
+        head = "from kvopt.integrations.shinka import main, run_from_command_line"
+        if settings:
+            arguments = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+            return ("from kvopt.integrations.shinka import configured, run_from_command_line\n"
+                    f"main = configured({arguments})\n"
+                    "if __name__ == \"__main__\": raise SystemExit(run_from_command_line(main=main))\n")
+        return f"{head}\nif __name__ == \"__main__\": raise SystemExit(run_from_command_line())\n"
+    if settings:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        return ("from kvopt.integrations.openevolve import configured\n"
+                f"evaluate, evaluate_stage1, evaluate_stage2 = configured({arguments})\n")
+    return "from kvopt.integrations.openevolve import evaluate, evaluate_stage1, evaluate_stage2\n"
+
+
+def cmd_evaluator(args: argparse.Namespace) -> int:
+    from kvopt.integrations.loop import config_from
+
+    settings: dict[str, Any] = {}
+    if args.suites is not None:
+        settings["suites"] = args.suites
+    if args.timeout is not None:
+        settings["timeout_s"] = args.timeout
+    if args.memory_mb is not None:
+        settings["memory_mb"] = args.memory_mb
+    if args.score is not None:
+        settings["score"] = args.score
+    config = config_from({}, **settings)  # bad settings fail here, not in the user's evolution run
+    from kvopt.bench.cases import load_all
+
+    load_all(config.suites)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise KvoptError(f"--out: {out} exists (use --force to overwrite)")
+    out.write_text(evaluator_source(args.framework, settings))
+    how = (f"openevolve-run initial_program.py {out} --config config.yaml" if args.framework == "openevolve"
+           else f"eval_program_path: {out} (in the job config)")
+    print(f"wrote {out}; use it as {how}")
+    return EXIT_OK
+
+
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="gap report of methods and programs over suites",
                        description="Run methods and programs on suites and write report.md, report.html "
@@ -708,7 +771,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 PARSERS: Sequence[Callable[[argparse._SubParsersAction], None]] = (
     add_solve_parser, add_check_parser, add_replan_parser, add_plan_moves_parser, add_generate_parser, add_suites_parser, add_export_parser,
-    add_reference_parser, add_evaluate_parser, add_report_parser, add_regress_parser,
+    add_reference_parser, add_evaluate_parser, add_evaluator_parser, add_report_parser, add_regress_parser,
 )
 
 

@@ -98,3 +98,12 @@ def test_combined_score_values():
     assert case_score({"valid": True, "gap": -0.2}) == 1  # beating a non-proven reference is capped at 1
     assert combined_score([{"valid": True, "gap": 0.0}, {"valid": False, "gap": None}]) == 0.5
     assert combined_score([]) == 0
+
+
+def test_a_generation_where_nothing_loads_is_a_ranking_of_zeros_not_bad_input(tmp_path):
+    for name in ("a.py", "b.py"):
+        (tmp_path / name).write_text("x = 1\n")
+    code, out = evaluate(str(tmp_path / "a.py"), str(tmp_path / "b.py"), cache=tmp_path / "cache")
+    assert code == 1
+    assert [r["combined_score"] for r in out["programs"]] == [0.0, 0.0]
+    assert all(not r["loaded"] and "compute_model_placement" in r["reason"] for r in out["programs"])

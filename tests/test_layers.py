@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("kvopt.exact.reference", "kvopt.lns"),
     ("kvopt.solve", "kvopt.replan.*", "kvopt.anytime"),
     ("kvopt.bench.*",),
+    ("kvopt.integrations.*",),
     ("kvopt.cli", "kvopt.__main__", "kvopt"),
 )
 

@@ -42,12 +42,14 @@ def judge(
     solve_missing: bool = False,
     command: str | None = None,
     keep_going: bool = False,
+    trusted: TrustedState | None = None,
 ) -> dict[str, Any]:
     """Run built-in methods and untrusted programs on the suites; the results document.
 
     ``keep_going``: a program that cannot be loaded is listed in the document's
     ``load_failures`` (``{"program", "reason"}``) instead of stopping the run
-    (a generation of evolved programs).
+    (a generation of evolved programs).  ``trusted``: the state already loaded
+    for these suites by the caller (loaded here otherwise).
 
     Trusted state first (``kvopt.bench.trust``): the suites, references and
     scoring code are loaded and fingerprinted before any program is probed; each
@@ -58,16 +60,23 @@ def judge(
     """
     settings = settings or RunSettings()
     sweep_stale()
-    state = load_trusted(suites)
+    state = trusted if trusted is not None else load_trusted(suites)
     methods: list[MethodSpec] = [method_from_name(name) for name in method_names]
-    specs = [resolve_program(text) for text in programs]
+    load_failures: list[dict[str, str]] = []
+    specs = []
+    for text in programs:
+        try:
+            specs.append(resolve_program(text))
+        except KvoptError as exc:
+            if not keep_going:
+                raise
+            load_failures.append({"program": text, "reason": str(exc)})
     if any(spec.kind != "heuristic" for spec in specs) and settings.limits.isolation is None:
         settings = replace(settings, limits=replace(settings.limits, isolation=resolve_isolation(isolation)))
         if settings.limits.isolation.level == "none":
             print(NO_ISOLATION_WARNING, file=sys.stderr)
     if specs:
         run_folder()  # before any worker starts: they share it
-    load_failures: list[dict[str, str]] = []
     for spec in specs:
         try:
             methods.append(method_from_spec(spec, probe_program(spec, settings.limits)))
@@ -75,6 +84,10 @@ def judge(
             if not keep_going:
                 raise
             load_failures.append({"program": spec.label, "reason": str(exc)})
+    if not methods and keep_going and load_failures:
+        # A generation where nothing loads is a result (every program scores 0), not bad input.
+        return seal({"methods": [], "summary": {}, "cases": [], "skipped": [], "load_failures": load_failures,
+                     "settings": settings.to_json()}, state)
     if not methods:
         raise KvoptError("no program could be loaded: " + "; ".join(f["reason"] for f in load_failures))
     try:
@@ -170,7 +183,8 @@ def format_ranking(ranked_rows: Sequence[Mapping[str, Any]], isolation: Mapping[
                            "failures"], rows, align="rlrrrrrrl")]
     for r in ranked_rows:
         if not r["loaded"]:
-            lines.append(f"  {r['program']}: {r['reason']}")
+            reason = str(r["reason"])
+            lines.append("  " + (reason if reason.startswith(f"{r['program']}:") else f"{r['program']}: {reason}"))
     cached = sum(1 for r in ranked_rows if r.get("cached"))
     lines.append(f"isolation      {describe(isolation)}")
     lines.append(f"wall time      {wall_seconds:.1f} s" + (f" ({cached} program(s) from the cache)" if cached else ""))
@@ -193,17 +207,19 @@ def evaluate_generation(programs: Sequence[str], suites: Sequence[str], settings
     use_cache = use_cache and settings.limits.isolation is not None and settings.limits.isolation.level != "none"
     keys: dict[str, str | None] = {}
     rows: list[dict[str, Any]] = []
+    state = load_trusted(suites)
     if use_cache:
-        trusted = load_trusted(suites).to_json()
         for program in programs:
-            keys[program] = cache.program_key(program, trusted, settings.to_json()) if Path(program).is_file() else None
+            keys[program] = (cache.program_key(program, state.to_json(), settings.to_json())
+                             if Path(program).is_file() else None)
             row = cache.load_row(keys[program]) if keys[program] else None
             if row is not None:
                 rows.append({**row, "program": program, "cached": True})
     to_run = [p for p in programs if p not in {r["program"] for r in rows}]
     document: dict[str, Any] = {}
     if to_run:
-        document = judge(suites, (), to_run, settings, isolation=isolation, keep_going=True, **options)
+        document = judge(suites, (), to_run, settings, isolation=isolation, keep_going=True, trusted=state,
+                         **options)
         for row in ranking(document):
             key = keys.get(row["program"])
             if key and document.get("integrity", {}).get("ok", True):
