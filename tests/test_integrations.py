@@ -266,3 +266,24 @@ def test_shinka_job_scheduler_reads_kvopt_metrics_and_correctness(tmp_path, loop
     assert weak["metrics"]["combined_score"] < honest["metrics"]["combined_score"]
     on_disk = json.loads((tmp_path / "results_honest" / "metrics.json").read_text())
     assert on_disk["combined_score"] == honest["metrics"]["combined_score"]
+
+
+def test_evaluator_files_with_settings_load_and_bad_settings_are_refused(tmp_path, monkeypatch):
+    import importlib.util
+
+    path = evaluator_file(tmp_path, "openevolve", "--timeout", "5", "--score", "adrs", "--suites", "small,tight")
+    assert "configured(" in path.read_text()
+    spec = importlib.util.spec_from_file_location("generated_evaluator", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert all(callable(getattr(module, f)) for f in ("evaluate", "evaluate_stage1", "evaluate_stage2"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    refused = subprocess.run([sys.executable, "-m", "kvopt.cli", "evaluator", "--framework", "openevolve",
+                              "--out", str(tmp_path / "x.py"), "--timeout", "-3"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2 and "KVOPT_TIMEOUT" in refused.stderr and not (tmp_path / "x.py").exists()
+    shinka = evaluator_file(tmp_path, "shinka")
+    bad_env = subprocess.run([sys.executable, str(shinka), "--program_path", str(PROGRAMS / "bisect_ffd.py"),
+                              "--results_dir", str(tmp_path / "r")], capture_output=True, text=True,
+                             env={**env, "KVOPT_SCORE": "best"}, timeout=120)
+    assert bad_env.returncode == 2 and "KVOPT_SCORE" in bad_env.stderr and "Traceback" not in bad_env.stderr
