@@ -175,6 +175,35 @@ def test_heterogeneous_cases_need_a_gpu_mem_keyword(tmp_path: Path) -> None:
     assert by_name["h1"]["valid"] and by_name["h1"]["peak_kvpr"] == pytest.approx(max(2 / 50, 1 / 20))
 
 
+def test_a_wrapped_function_keeps_its_gpu_mem_keyword(tmp_path: Path) -> None:
+    # functools.wraps hides the keyword behind (*args, **kwargs): the signature, not the code object, decides.
+    program = tmp_path / "wrapped.py"
+    program.write_text(
+        "import functools, sys\n"
+        f"sys.path.insert(0, {str(PROGRAMS)!r})\n"
+        "from hetero_aware import compute_model_placement as inner\n"
+        "@functools.wraps(inner)\n"
+        "def compute_model_placement(*args, **kwargs):\n"
+        "    return inner(*args, **kwargs)\n")
+    out = run(str(program), [write_suite(tmp_path / "het", [HETERO])], jobs=1)
+    assert out["cases"][0]["valid"] and out["cases"][0]["peak_kvpr"] == pytest.approx(max(2 / 50, 1 / 20))
+
+
+def test_the_program_sees_the_packages_and_the_real_ctypes_util(tmp_path: Path) -> None:
+    # The child starts without site (python -S) and gets the package folders from the job; the
+    # stand-in ctypes.util it uses to load pyseccomp must be gone before the program runs.
+    program = tmp_path / "uses_packages.py"
+    program.write_text(
+        "import ctypes.util, numpy, sys\n"
+        "def compute_model_placement(gpu_num, models):\n"
+        "    if not hasattr(ctypes.util, '__file__') or sys.flags.no_site != 1:\n"
+        "        raise RuntimeError('stand-in ctypes.util or site imported')\n"
+        "    order = numpy.argsort([-m.req_rate / m.slo for m in models])\n"
+        "    return {g: [models[int(i)] for i in order[g::gpu_num]] for g in range(gpu_num)}\n")
+    out = run(str(program), [write_suite(tmp_path / "one", [CASE_G1])], jobs=1)
+    assert out["cases"][0]["valid"], out["cases"][0]["reason"]
+
+
 def test_import_paths_of_both_styles(suite: str, monkeypatch) -> None:
     kvopt_style = run("kvopt.heuristics.greedy:greedy", [suite])
     monkeypatch.setenv("PYTHONPATH", str(PROGRAMS))

@@ -42,12 +42,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import json
 import math
 import os
 import sys
-import traceback
+import types
 
 ENTRY_POINT = "compute_model_placement"
 # The scored attributes; a program that changes one of these on a given model fails.
@@ -95,6 +94,8 @@ def short_repr(value) -> str:
 
 def describe_exception(exc: BaseException) -> str:
     """``Type: message (at file:line)`` using the innermost frame of the traceback."""
+    import traceback  # only on failure: a clean call does not pay for importing it
+
     where = ""
     frames = traceback.extract_tb(exc.__traceback__)
     if frames:
@@ -149,6 +150,14 @@ def function_style(kind: str, fn) -> tuple[str, bool, list[str]]:
     ``*args``) is a kvopt heuristic taking an ``Instance``; anything else uses the
     prism interface.
     """
+    if kind == "file" and type(fn) is types.FunctionType and not fn.__dict__.keys() & {"__wrapped__", "__signature__"}:
+        # A file's function is called fn(gpu_num, models): only gpu_mem is looked up, from the code
+        # object (importing inspect would cost every call 16 ms).
+        code = fn.__code__
+        names = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+        return "prism", "gpu_mem" in names[code.co_posonlyargcount:], names
+    import inspect
+
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -359,6 +368,8 @@ def main(argv: list[str]) -> int:
     layers = set(argv[3].split(",")) - {"", "-"}
     job = json.loads(sys.stdin.read())
     hide_job_descriptor()
+    # Started with -S: the package folders (pyseccomp, numpy, ...) without running the environment's .pth files.
+    sys.path.extend(p for p in job.get("package_paths", []) if p not in sys.path)
     try:
         confine(layers, argv[4])
     except Exception as exc:  # noqa: BLE001 - no containment, no program run

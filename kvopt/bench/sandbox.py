@@ -311,9 +311,9 @@ def child_command(isolation: Isolation, answer_fd: int, ready_fd: int, work_dir:
     """argv of one call: ``child.py`` under bubblewrap or directly (Landlock or nothing inside)."""
     layers = confinement_layers(isolation)
     if isolation.level == "namespaces":
-        return [*bwrap_prefix(isolation.bwrap, tmpfs_bytes, readable, hidden), sys.executable, "-s", "-P",
+        return [*bwrap_prefix(isolation.bwrap, tmpfs_bytes, readable, hidden), sys.executable, "-s", "-S", "-P",
                 str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), layers, SANDBOX_WORK]
-    return [sys.executable, "-s", "-P", str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), layers, work_dir]
+    return [sys.executable, "-s", "-S", "-P", str(CHILD_SCRIPT), str(answer_fd), str(ready_fd), layers, work_dir]
 
 
 RUN_FOLDER_ENV = "KVOPT_RUN_FOLDER"

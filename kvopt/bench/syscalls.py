@@ -20,9 +20,10 @@ and run after Landlock and before the first byte of the user's program:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
+import functools
 import sys
+import types
 
 # Kernel keyrings, tracing, other processes' memory, mounts, namespaces, BPF,
 # perf, userfaultfd, kernel modules and kexec, SysV IPC (outlives a call where
@@ -102,8 +103,11 @@ def build_filter(seccomp):
     return flt
 
 
+@functools.lru_cache(maxsize=None)  # a machine property; the lookup runs ldconfig
 def libraries() -> str:
     """``libseccomp:libc`` sonames as this machine's loader knows them (found once, by the parent)."""
+    import ctypes.util
+
     seccomp_lib, libc = ctypes.util.find_library("seccomp"), ctypes.util.find_library("c")
     if not seccomp_lib or not libc:
         raise OSError(errno.ENOENT, "libseccomp not found")
@@ -115,12 +119,24 @@ def import_pyseccomp(libs: str = ""):
     slow per call, and not possible once the call is confined)."""
     if libs and "pyseccomp" not in sys.modules:
         known = dict(zip(("seccomp", "c"), libs.split(":")))
-        lookup = ctypes.util.find_library
-        ctypes.util.find_library = lambda name: known.get(name) or lookup(name)
-        try:
-            import pyseccomp
-        finally:
-            ctypes.util.find_library = lookup
+        if "ctypes.util" in sys.modules:
+            lookup = sys.modules["ctypes.util"].find_library
+            sys.modules["ctypes.util"].find_library = lambda name: known.get(name) or lookup(name)
+            try:
+                import pyseccomp
+            finally:
+                sys.modules["ctypes.util"].find_library = lookup
+        else:
+            # pyseccomp uses ctypes.util only for find_library at import: a stand-in spares every call
+            # importing ctypes.util (subprocess, shutil, re: 30 ms); the real one loads if the program asks.
+            stand_in = types.ModuleType("ctypes.util")
+            stand_in.find_library = known.get
+            sys.modules["ctypes.util"], ctypes.util = stand_in, stand_in
+            try:
+                import pyseccomp
+            finally:
+                del sys.modules["ctypes.util"]
+                del ctypes.util
     import pyseccomp
 
     return pyseccomp
@@ -134,6 +150,7 @@ def confine_syscalls(libs: str = "") -> None:
     build_filter(pyseccomp).load()
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> str | None:
     """``None`` when a filter can be built here, else why not (for the recorded isolation level)."""
     try:
