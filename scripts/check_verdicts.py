@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -40,7 +41,13 @@ from pathlib import Path
 from typing import Any
 
 HARNESS = r'''
-import importlib.util, json, math, sys, time
+LIMIT_S = 10.0
+import importlib.util, json, math, signal, sys, time
+class TooSlow(BaseException):
+    pass
+def stop(signum, frame):
+    raise TooSlow()
+signal.signal(signal.SIGALRM, stop)
 spec_path, cases_path, out_path = sys.argv[1:4]
 cases = json.load(open(cases_path))
 class Model:
@@ -62,11 +69,15 @@ for case in cases:
     models = [Model(*row) for row in case["models"]]
     before = [(m.model_name, m.model_size, m.req_rate, m.slo) for m in models]
     start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, LIMIT_S * 1.5)  # a stuck call is stopped well past the limit
     try:
         answer = fn(case["gpu_num"], models)
         error = None
+    except TooSlow:
+        answer, error = None, "too slow"
     except BaseException as exc:
         answer, error = None, f"{type(exc).__name__}: {exc}"[:300]
+    signal.setitimer(signal.ITIMER_REAL, 0)
     seconds = time.perf_counter() - start
     after = []
     for m in models:
@@ -96,10 +107,10 @@ CALL_LIMIT_S = 10.0
 
 def oracle_verdict(row: dict[str, Any], case: dict[str, Any], capacity: Fraction) -> tuple[bool, str]:
     """The oracle's (valid, why not) for one answer."""
+    if row["seconds"] > CALL_LIMIT_S or row["error"] == "too slow":
+        return False, "too slow"
     if row["error"] is not None:
         return False, "raised"
-    if row["seconds"] > CALL_LIMIT_S:
-        return False, "too slow"
     if row["mutated"]:
         return False, "changed its input"
     if not row["is_dict"]:
@@ -181,8 +192,9 @@ def main() -> int:
         (work / "harness.py").write_text(HARNESS)
         cases_file = work / "cases.json"
         cases_file.write_text(json.dumps(cases))
-        for program in programs:
-            oracle = run_oracle(program, cases_file, work)
+        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:  # subprocesses: threads suffice
+            oracles = list(pool.map(lambda program: run_oracle(program, cases_file, work), programs))
+        for program, oracle in zip(programs, oracles):
             name = program.name
             if "load_error" in oracle or name in kvopt_load_failures:
                 totals["programs not loadable"] += 1
@@ -225,7 +237,9 @@ def main() -> int:
         f"({len(cases)} cases with 80 GB GPUs), default limits (10 s, 2048 MB per call), default isolation.",
         "",
         f"- programs: {len(programs)} files ({totals['programs not loadable']} not loadable)"
-        + (f", from {len(repos)} public repositories (not in this repository; not committed)" if repos else "")
+        + (f", public evolved programs (not in this repository; not committed): "
+           + ", ".join(f"{count} from {repo if repo != 'unknown' else 'repositories not recorded'}"
+                       for repo, count in repos.most_common()) if repos else "")
         + f"; (program, case) pairs checked: {totals['cases']}, valid by kvopt: {totals['valid (kvopt)']}",
         f"- kvopt vs the oracle: **{len(disagreements_oracle)} disagreements**"
         + (f"; {totals['timing differences (near the limit)']} cases near the 10 s limit timed out in one run "
@@ -241,7 +255,8 @@ def main() -> int:
         lines.append(f"| {code} | {len(items)} | {len({i.split('/')[0] for i in items})} | {example[:160]} |")
     if repos:
         lines += ["", "## Programs per repository", "", "| repository | programs |", "|---|--:|"]
-        lines += [f"| {repo} | {count} |" for repo, count in repos.most_common()]
+        lines += [f"| {repo if repo != 'unknown' else 'not recorded (found by content in a code index)'} | {count} |"
+                  for repo, count in repos.most_common()]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]), file=sys.stderr)
     return 1 if disagreements_oracle else 0
