@@ -175,6 +175,14 @@ def test_heterogeneous_cases_need_a_gpu_mem_keyword(tmp_path: Path) -> None:
     assert by_name["h1"]["valid"] and by_name["h1"]["peak_kvpr"] == pytest.approx(max(2 / 50, 1 / 20))
 
 
+def test_a_deep_copy_is_rejected_with_a_hint_the_next_prompt_can_use(suite: str) -> None:
+    # 7 of 147 public evolved programs deep-copy their placement (reports/verdicts.md): the reason must say so.
+    out = run(str(PROGRAMS / "returns_copies.py"), [suite])
+    reasons = [c["reason"] for c in out["cases"]]
+    assert all(not c["valid"] and c["failure"] == "foreign_object" for c in out["cases"])
+    assert all("it is a copy of model '" in r and "return the model objects you were given" in r for r in reasons)
+
+
 def test_a_wrapped_function_keeps_its_gpu_mem_keyword(tmp_path: Path) -> None:
     # functools.wraps hides the keyword behind (*args, **kwargs): the signature, not the code object, decides.
     program = tmp_path / "wrapped.py"

@@ -190,6 +190,19 @@ def encode_gpu_key(key):
     return {"repr": short_repr(key)}
 
 
+def copy_hint(model, originals: list) -> str:
+    """``"; a copy of model 'x' ..."`` when the stray object bears a given model's name (a deep copy of the
+    placement is the usual cause in evolved programs), else ``""``."""
+    try:
+        name = getattr(model, "model_name", None)
+        if isinstance(name, str) and any(name == m.model_name for m in originals):
+            return (f"; it is a copy of model {name[:60]!r} (copy.deepcopy of a placement?): "
+                    "return the model objects you were given")
+    except BaseException:  # a hostile attribute must not break reporting
+        pass
+    return ""
+
+
 def convert_gpu_lists(placement, originals: list) -> list:
     """``[[gpu key, [model index, ...]], ...]``; identity-checked against ``originals``."""
     if not isinstance(placement, dict):
@@ -207,7 +220,7 @@ def convert_gpu_lists(placement, originals: list) -> list:
             if index is None:
                 raise ProgramFailure("foreign_object",
                                      f"GPU {short_repr(key)} item {pos}: returned an object that is not one of "
-                                     f"the given models ({short_repr(model)})")
+                                     f"the given models ({short_repr(model)}){copy_hint(model, originals)}")
             indices.append(index)
         out.append([encode_gpu_key(key), indices])
     return out
