@@ -41,14 +41,13 @@ from pathlib import Path
 from typing import Any
 
 HARNESS = r'''
-LIMIT_S = 10.0
 import importlib.util, json, math, signal, sys, time
 class TooSlow(BaseException):
     pass
 def stop(signum, frame):
     raise TooSlow()
 signal.signal(signal.SIGALRM, stop)
-spec_path, cases_path, out_path = sys.argv[1:4]
+spec_path, cases_path, out_path, LIMIT_S = *sys.argv[1:4], float(sys.argv[4])
 cases = json.load(open(cases_path))
 class Model:
     def __init__(self, name, size, rate, slo):
@@ -134,6 +133,11 @@ def oracle_verdict(row: dict[str, Any], case: dict[str, Any], capacity: Fraction
     return True, ""
 
 
+def source_name(repo: str) -> str:
+    """A manifest's repository, or what to say when the code index did not name it (``unknown``)."""
+    return repo if repo != "unknown" else "repositories not recorded (found by content in a code index)"
+
+
 def prism_success(row: dict[str, Any]) -> bool:
     """The prism evaluator's notion: the call returned a dict of lists without raising."""
     return row["error"] is None and row["is_dict"] and all(g["items"] is not None for g in row["gpus"])
@@ -142,7 +146,7 @@ def prism_success(row: dict[str, Any]) -> bool:
 def run_oracle(program: Path, cases_file: Path, work: Path) -> dict[str, Any]:
     harness = work / "harness.py"
     out = work / f"{program.stem}.json"
-    command = [sys.executable, str(harness), str(program), str(cases_file), str(out)]
+    command = [sys.executable, str(harness), str(program), str(cases_file), str(out), str(CALL_LIMIT_S)]
     bwrap = shutil.which("bwrap")
     if bwrap:  # the programs are public but untrusted: read-only everywhere except the work folder
         command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(work),
@@ -238,8 +242,7 @@ def main() -> int:
         "",
         f"- programs: {len(programs)} files ({totals['programs not loadable']} not loadable)"
         + (f", public evolved programs (not in this repository; not committed): "
-           + ", ".join(f"{count} from {repo if repo != 'unknown' else 'repositories not recorded'}"
-                       for repo, count in repos.most_common()) if repos else "")
+           + ", ".join(f"{count} from {source_name(repo)}" for repo, count in repos.most_common()) if repos else "")
         + f"; (program, case) pairs checked: {totals['cases']}, valid by kvopt: {totals['valid (kvopt)']}",
         f"- kvopt vs the oracle: **{len(disagreements_oracle)} disagreements**"
         + (f"; {totals['timing differences (near the limit)']} cases near the 10 s limit timed out in one run "
@@ -255,8 +258,7 @@ def main() -> int:
         lines.append(f"| {code} | {len(items)} | {len({i.split('/')[0] for i in items})} | {example[:160]} |")
     if repos:
         lines += ["", "## Programs per repository", "", "| repository | programs |", "|---|--:|"]
-        lines += [f"| {repo if repo != 'unknown' else 'not recorded (found by content in a code index)'} | {count} |"
-                  for repo, count in repos.most_common()]
+        lines += [f"| {source_name(repo)} | {count} |" for repo, count in repos.most_common()]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]), file=sys.stderr)
     return 1 if disagreements_oracle else 0

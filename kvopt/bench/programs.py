@@ -33,12 +33,12 @@ import os
 import random
 import re
 import signal
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from kvopt.bench.child import ENTRY_POINT, Model, json_scalar
+from kvopt.bench.isolation import package_folders
 from kvopt.bench.sandbox import ChildRun, Limits, run_child
 from kvopt.model import Instance, KvoptError
 
@@ -192,22 +192,6 @@ def program_sys_path(spec: ProgramSpec) -> list[str]:
     return [os.getcwd(), *extra, KVOPT_ROOT]
 
 
-def package_paths() -> list[str]:
-    """This interpreter's package folders, which the child puts at the end of ``sys.path``.
-
-    The child starts with ``python -S``: importing ``site`` runs every ``.pth``
-    file of the environment, which cost 55 of 130 ms per call here (an editable
-    install's finder, a certificate hook); a program needs only the folders.
-    """
-    import site
-
-    try:
-        folders = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
-    except AttributeError:  # some embedded interpreters have no site.getsitepackages
-        folders = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
-    return [f for f in dict.fromkeys(folders) if os.path.isdir(f)]
-
-
 def probe_program(spec: ProgramSpec, limits: Limits) -> ProgramInfo:
     """Load the program once in the sandbox and read its entry point's signature.
 
@@ -251,7 +235,7 @@ def program_job(spec: ProgramSpec, instance: Instance) -> dict[str, Any]:
 
     return {
         "kind": spec.kind, "target": spec.target, "sys_path": program_sys_path(spec),
-        "package_paths": package_paths(),
+        "package_paths": list(package_folders()),
         "gpu_num": instance.num_gpus,
         "gpu_mem": list(instance.gpu_mem_gb),
         "models": [{"model_name": m.name, "model_size": m.size_gb, "req_rate": m.req_rate, "slo": m.slo,
