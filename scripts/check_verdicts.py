@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 HARNESS = r'''
-import importlib.util, json, math, signal, sys, time
+import importlib.util, json, math, random, signal, sys, time
 class TooSlow(BaseException):
     pass
 def stop(signum, frame):
@@ -67,6 +67,10 @@ except BaseException as exc:
 for case in cases:
     models = [Model(*row) for row in case["models"]]
     before = [(m.model_name, m.model_size, m.req_rate, m.slo) for m in models]
+    # Same seeds as kvopt's per-call child: an unseeded randomized program must see the same draws.
+    random.seed(0)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(0)
     start = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, LIMIT_S * 1.5)  # a stuck call is stopped well past the limit
     try:
