@@ -47,7 +47,7 @@ class TooSlow(BaseException):
 def stop(signum, frame):
     raise TooSlow()
 signal.signal(signal.SIGALRM, stop)
-spec_path, cases_path, out_path, LIMIT_S = *sys.argv[1:4], float(sys.argv[4])
+spec_path, cases_path, out_path, LIMIT_S, SEED = *sys.argv[1:4], float(sys.argv[4]), int(sys.argv[5])
 cases = json.load(open(cases_path))
 class Model:
     def __init__(self, name, size, rate, slo):
@@ -68,9 +68,9 @@ for case in cases:
     models = [Model(*row) for row in case["models"]]
     before = [(m.model_name, m.model_size, m.req_rate, m.slo) for m in models]
     # Same seeds as kvopt's per-call child: an unseeded randomized program must see the same draws.
-    random.seed(0)
+    random.seed(SEED)
     if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed(0)
+        sys.modules["numpy"].random.seed(SEED)
     start = time.perf_counter()
     signal.setitimer(signal.ITIMER_REAL, LIMIT_S * 1.5)  # a stuck call is stopped well past the limit
     try:
@@ -147,10 +147,10 @@ def prism_success(row: dict[str, Any]) -> bool:
     return row["error"] is None and row["is_dict"] and all(g["items"] is not None for g in row["gpus"])
 
 
-def run_oracle(program: Path, cases_file: Path, work: Path) -> dict[str, Any]:
+def run_oracle(program: Path, cases_file: Path, work: Path, seed: int) -> dict[str, Any]:
     harness = work / "harness.py"
     out = work / f"{program.stem}.json"
-    command = [sys.executable, str(harness), str(program), str(cases_file), str(out), str(CALL_LIMIT_S)]
+    command = [sys.executable, str(harness), str(program), str(cases_file), str(out), str(CALL_LIMIT_S), str(seed)]
     bwrap = shutil.which("bwrap")
     if bwrap:  # the programs are public but untrusted: read-only everywhere except the work folder
         command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(work),
@@ -164,6 +164,7 @@ def run_oracle(program: Path, cases_file: Path, work: Path) -> dict[str, Any]:
 
 def main() -> int:
     from kvopt.bench.cases import load_all
+    from kvopt.bench.child import PROGRAM_SEED
     from kvopt.bench.evaluate import judge
     from kvopt.bench.machine import cpu_model
     from kvopt.bench.results import method_records
@@ -201,7 +202,7 @@ def main() -> int:
         cases_file = work / "cases.json"
         cases_file.write_text(json.dumps(cases))
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:  # subprocesses: threads suffice
-            oracles = list(pool.map(lambda program: run_oracle(program, cases_file, work), programs))
+            oracles = list(pool.map(lambda program: run_oracle(program, cases_file, work, PROGRAM_SEED), programs))
         for program, oracle in zip(programs, oracles):
             name = program.name
             if "load_error" in oracle or name in kvopt_load_failures:

@@ -270,14 +270,17 @@ def placement_from_instance_style(result) -> list:
 
 
 # -- the two modes ---------------------------------------------------------------------
+PROGRAM_SEED = 0  # scripts/check_verdicts.py's oracle seeds with it too, so both judge the same draws
+
+
 def seed_random_generators() -> None:
     """Fixed seeds, so an unseeded randomized program gives the same answer on every run."""
     import random
 
-    random.seed(0)
+    random.seed(PROGRAM_SEED)
     numpy = sys.modules.get("numpy")
     if numpy is not None:  # only when the program uses it: importing numpy costs ~0.1 s
-        numpy.random.seed(0)
+        numpy.random.seed(PROGRAM_SEED)
 
 
 def run(job: dict, channel) -> dict:
