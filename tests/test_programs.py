@@ -176,7 +176,7 @@ def test_heterogeneous_cases_need_a_gpu_mem_keyword(tmp_path: Path) -> None:
 
 
 def test_a_deep_copy_is_rejected_with_a_hint_the_next_prompt_can_use(suite: str) -> None:
-    # Deep copies are the most common reason public evolved programs fail here and not in prism
+    # Deep copies are one of the two reasons public evolved programs fail here and not in prism
     # (reports/verdicts.md): the reason must say so.
     out = run(str(PROGRAMS / "returns_copies.py"), [suite])
     reasons = [c["reason"] for c in out["cases"]]
